@@ -1,0 +1,36 @@
+# Storykeep. `make run` and `make test` are all a fresh machine needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: migrate, load fresh demo data and serve on http://127.0.0.1:8000 (SQLite + ./var)
+run: install
+	$(BIN)/storykeep db upgrade
+	$(BIN)/storykeep demo
+	$(BIN)/storykeep serve --host 127.0.0.1 --port 8000
+
+## test: the whole suite on SQLite, and on PostgreSQL too when STORYKEEP_TEST_DATABASE_URL is set
+test: install
+	$(BIN)/pytest
+
+## lint: ruff, mypy, hadolint, and models-versus-migrations
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy app vault grants
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/pytest -q tests/test_migrations.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,29 @@
+"""Queries for sessions and sign-in throttling."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from app.auth.models import SignInThrottle, WebSession
+from vault.db_types import utcnow
+
+
+def session_by_token_hash(session: Session, token_hash: str) -> WebSession | None:
+    return session.exec(select(WebSession).where(WebSession.token_hash == token_hash)).first()
+
+
+def revoke_sessions_of(session: Session, person_id: uuid.UUID) -> None:
+    session.exec(
+        update(WebSession)
+        .where(col(WebSession.young_person_id) == person_id, col(WebSession.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def lock_throttle(session: Session, key: str) -> SignInThrottle | None:
+    return session.exec(
+        select(SignInThrottle).where(SignInThrottle.key == key).with_for_update()
+    ).first()

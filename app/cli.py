@@ -1,0 +1,256 @@
+"""The operator's command line: ``storykeep …``.
+
+Errors print one clear line to stderr and exit 1; nothing is half-done, because every
+command runs in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import zipfile
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from app.container import Services, build_services
+from app.db import unit_of_work
+from app.settings import Settings
+from vault import audit, chain
+from vault.actors import Actor
+from vault.errors import StorykeepError
+
+cli = typer.Typer(help="Storykeep: run and look after the service.", no_args_is_help=True)
+db_cli = typer.Typer(help="The database.", no_args_is_help=True)
+young_person_cli = typer.Typer(help="Young people's accounts.", no_args_is_help=True)
+record_cli = typer.Typer(help="Agency records.", no_args_is_help=True)
+keys_cli = typer.Typer(help="Encryption keys.", no_args_is_help=True)
+audit_cli = typer.Typer(help="The audit log.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(young_person_cli, name="young-person")
+cli.add_typer(record_cli, name="record")
+cli.add_typer(keys_cli, name="keys")
+cli.add_typer(audit_cli, name="audit")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _services() -> Services:
+    try:
+        return build_services(Settings())
+    except StorykeepError as exc:
+        _fail(exc.message)
+        raise  # unreachable; keeps type checkers calm
+    except ValueError as exc:  # settings refused (placeholder secrets in production)
+        _fail(str(exc).splitlines()[0] if str(exc) else "invalid settings")
+        raise
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    typer.echo(json.dumps(data, default=str))
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the web app and API."""
+    import uvicorn
+
+    from app.main import create_app
+
+    app = create_app(services=_services())
+    uvicorn.run(app, host=host, port=port, proxy_headers=True, server_header=False)
+
+
+@cli.command()
+def demo() -> None:
+    """Load fresh fictional demo data (replaces earlier demo accounts)."""
+    from app import demo as demo_data
+
+    services = _services()
+    try:
+        for session in unit_of_work(services.engine):
+            names = demo_data.load(session, services.vault)
+    except StorykeepError as exc:
+        _fail(exc.message)
+    base = services.settings.issuer.rstrip("/")
+    typer.echo("Demo data is ready. Everyone in it is made up.")
+    typer.echo(f"Open {base}/signin and sign in as any of these:")
+    for name in names:
+        typer.echo(f"  username: {name}    password: {demo_data.DEMO_PASSWORD}")
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration (safe to run again)."""
+    from app.migrate import upgrade
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    typer.echo("Database is up to date.")
+
+
+@db_cli.command("check")
+def db_check() -> None:
+    """Exit non-zero if the models and the migrations disagree."""
+    from app.migrate import differences
+
+    diffs = differences(_services().engine)
+    if diffs:
+        for diff in diffs:
+            typer.echo(f"difference: {diff}", err=True)
+        raise typer.Exit(1)
+    typer.echo("Models and migrations agree.")
+
+
+@young_person_cli.command("add")
+def young_person_add(
+    username: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Add a young person. Prints JSON with the new id."""
+    from app.auth.service import hash_password
+    from vault import service
+
+    if not password_stdin:
+        _fail("give the password on standard input with --password-stdin", code=2)
+    password = sys.stdin.readline().rstrip("\r\n")
+    services = _services()
+    try:
+        name = service.validate_new_credentials(username, password)
+        for session in unit_of_work(services.engine):
+            person, vault = service.create_young_person(
+                session, services.vault, Actor.operator(), name, hash_password(password)
+            )
+    except StorykeepError as exc:
+        _fail(exc.message)
+    _print_json({"id": person.id.hex, "username": person.username, "vault_id": vault.id.hex})
+
+
+@record_cli.command("add")
+def record_add(
+    young_person: Annotated[str, typer.Option(help="Their username.")],
+    agency: Annotated[str, typer.Option(help="The agency that wrote it.")],
+    category: Annotated[str, typer.Option(help="education, health, care_plan, …")],
+    title: Annotated[str, typer.Option()],
+    body_file: Annotated[Path, typer.Option(help="A UTF-8 text file with the record.")],
+    author_name: Annotated[str, typer.Option(help="Who wrote it.")] = "Records team",
+    author_role: Annotated[str, typer.Option(help="Their role.")] = "records officer",
+    shanarri: Annotated[list[str] | None, typer.Option(help="A SHANARRI tag; repeat.")] = None,
+    occurred_at: Annotated[
+        str | None, typer.Option(help="When it happened, ISO 8601 with a time zone.")
+    ] = None,
+) -> None:
+    """Import one agency record into a young person's vault. Prints JSON with the id."""
+    from pydantic import ValidationError
+
+    from vault import repository as repo
+    from vault import service
+    from vault.schemas import RecordCreate
+
+    try:
+        body = body_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {body_file}: {type(exc).__name__}")
+    when = None
+    if occurred_at is not None:
+        try:
+            when = datetime.fromisoformat(occurred_at)
+        except ValueError:
+            _fail("--occurred-at must be an ISO 8601 date and time")
+        if when is not None and when.tzinfo is None:
+            _fail("--occurred-at needs a time zone, e.g. 2026-03-01T10:00:00+00:00")
+    try:
+        data = RecordCreate(
+            agency=agency, author_name=author_name, author_role=author_role,
+            category=category, shanarri=shanarri or [], title=title, body=body,
+            occurred_at=when,
+        )  # fmt: skip
+    except ValidationError as exc:
+        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    services = _services()
+    try:
+        for session in unit_of_work(services.engine):
+            person = repo.get_young_person_by_username(session, young_person.strip().lower())
+            if person is None:
+                _fail(f"no young person with the username {young_person!r}")
+            assert person is not None
+            vault = service.vault_of(session, person)
+            record = service.add_record(session, services.vault, Actor.operator(), vault, data)
+    except StorykeepError as exc:
+        _fail(exc.message)
+    _print_json({"id": record.id.hex, "vault_id": record.vault_id.hex, "category": category})
+
+
+@keys_cli.command("rotate")
+def keys_rotate() -> None:
+    """Make a new key-encryption key and re-wrap every vault's data key with it."""
+    services = _services()
+    try:
+        version = services.keys.rotate_kek()
+        for session in unit_of_work(services.engine):
+            count = services.keyring.rewrap_all(session)
+            audit.append(
+                session, services.keys, audit.OPERATOR_CHAIN, Actor.operator(), "keys:rotated",
+                object_type="kek", object_id=str(version),
+            )  # fmt: skip
+    except StorykeepError as exc:
+        _fail(exc.message)
+    _print_json({"kek_version": version, "rewrapped": count})
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    export: Annotated[
+        Path | None, typer.Option(help="Check a downloaded export zip instead, offline.")
+    ] = None,
+) -> None:
+    """Check every audit chain. Exit 0 if intact; otherwise name the first bad entry."""
+    if export is not None:
+        _verify_export(export)
+        return
+    services = _services()
+    bad = 0
+    total = 0
+    for session in unit_of_work(services.engine):
+        for report in audit.verify_all(session, services.keys):
+            total += 1
+            if report.problem is not None:
+                bad += 1
+                typer.echo(f"chain {report.chain}: {report.problem}", err=True)
+    if bad:
+        typer.echo(f"FAILED: {bad} of {total} chains are not intact.", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"OK: {total} chains intact.")
+
+
+def _verify_export(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            doc = json.loads(zf.read("audit/audit.json"))
+            pem = zf.read("audit/public_key.pem")
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        _fail(f"{path} is not a Storykeep export ({type(exc).__name__})")
+    problem = chain.verify_chain(doc["chain"], doc["events"], doc["head"], pem)
+    if problem is not None:
+        typer.echo(f"chain {doc['chain']}: {problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"OK: {len(doc['events'])} entries, signed head verified.")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""The long-lived objects one process needs, built once from Settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from app.db import make_engine
+from app.settings import Settings
+from vault.keyring import Keyring
+from vault.keys import KeyProvider, LocalKeyFileProvider
+from vault.service import VaultServices
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    keys: KeyProvider
+    keyring: Keyring
+
+    @property
+    def vault(self) -> VaultServices:
+        return VaultServices(keyring=self.keyring)
+
+
+def build_services(settings: Settings, keys: KeyProvider | None = None) -> Services:
+    """Open the key provider (refusing a key file others can read) and the database."""
+    if keys is None:
+        keys = LocalKeyFileProvider(settings.resolved_key_file).load_or_create()
+    engine = make_engine(settings.resolved_database_url)
+    return Services(settings=settings, engine=engine, keys=keys, keyring=Keyring(keys))

@@ -1,0 +1,77 @@
+"""Engines and the per-request database session.
+
+SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` and foreign keys
+on, and every transaction starts with ``BEGIN IMMEDIATE`` so two writers queue for the
+lock instead of failing half-way (SECURITY.md, "Durability"). PostgreSQL goes through
+psycopg 3 with ``synchronous_commit=on``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from vault.errors import StorykeepError
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False}, hide_parameters=True, **kwargs
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        hide_parameters=True,  # SQL errors must never quote values into logs
+        connect_args={"options": "-c synchronous_commit=on"},
+        **kwargs,
+    )
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so we can BEGIN IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA secure_delete=ON")  # erased content is overwritten, not left
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def unit_of_work(engine: Engine) -> Iterator[Session]:
+    """One transaction: commit if the body succeeds, roll back if it raises.
+
+    Domain errors that set ``keeps_changes`` (a failed sign-in must still count towards
+    the rate limit) commit what was written before they propagate.
+    """
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+        except StorykeepError as exc:
+            if getattr(exc, "keeps_changes", False):
+                session.commit()
+            else:
+                session.rollback()
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()

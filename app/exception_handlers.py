@@ -1,0 +1,123 @@
+"""The one place where errors become responses (STYLE.md, practice 8).
+
+JSON API paths get ``{"error": code, "detail": message}``; pages get a plain page or a
+redirect to sign-in. Messages are the errors' own people-safe text. Nothing echoes the
+input back, and unexpected errors log only their type and path, so no story or record
+text can reach a log, an error page or a trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import CsrfFailed, NotSignedIn
+from vault.errors import (
+    AuthenticationFailed,
+    Conflict,
+    IntegrityFailure,
+    InvalidInput,
+    KeyUnavailable,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    StepUpRequired,
+    StorykeepError,
+    UnsupportedMediaType,
+)
+
+log = logging.getLogger("storykeep.errors")
+
+# Most specific first: the first isinstance match wins.
+STATUS_AND_CODE: list[tuple[type[StorykeepError], int, str]] = [
+    (StepUpRequired, 401, "step_up_required"),
+    (NotSignedIn, 401, "not_signed_in"),
+    (AuthenticationFailed, 401, "authentication_failed"),
+    (CsrfFailed, 403, "csrf_failed"),
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+    (IntegrityFailure, 409, "integrity_failure"),
+    (PayloadTooLarge, 413, "payload_too_large"),
+    (UnsupportedMediaType, 415, "unsupported_media_type"),
+    (InvalidInput, 422, "invalid_input"),
+    (RateLimited, 429, "rate_limited"),
+    (KeyUnavailable, 503, "key_unavailable"),
+]
+
+
+def status_for(exc: StorykeepError) -> tuple[int, str]:
+    for cls, status, code in STATUS_AND_CODE:
+        if isinstance(exc, cls):
+            return status, code
+    return 400, "bad_request"
+
+
+
+def _is_page(request: Request) -> bool:
+    path = request.url.path
+    return not (path.startswith("/api/") or path in {"/healthz", "/openapi.json"})
+
+
+def _page(request: Request, status: int, message: str) -> Response:
+    templates = request.app.state.templates
+    return templates.TemplateResponse(
+        request, "error.html", {"message": message, "status": status}, status_code=status
+    )
+
+
+async def handle_domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StorykeepError)
+    status, code = status_for(exc)
+    if isinstance(exc, IntegrityFailure | KeyUnavailable):
+        log.error("%s on %s %s", type(exc).__name__, request.method, request.url.path)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    if _is_page(request):
+        if isinstance(exc, NotSignedIn | AuthenticationFailed) and request.url.path != "/signin":
+            return RedirectResponse("/signin", status_code=303)
+        if isinstance(exc, StepUpRequired):
+            target = quote(request.url.path, safe="/")
+            return RedirectResponse(f"/signin?again=1&next={target}", status_code=303)
+        response = _page(request, status, exc.message)
+        if headers:
+            response.headers.update(headers)
+        return response
+    return JSONResponse({"error": code, "detail": exc.message}, status_code=status, headers=headers)
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    fields = [
+        {"field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"), "problem": err["msg"]}
+        for err in exc.errors()
+    ]
+    detail = "; ".join(f"{f['field'] or 'body'}: {f['problem']}" for f in fields)
+    if _is_page(request):
+        return _page(request, 422, f"Please check what you typed. {detail}")
+    return JSONResponse(
+        {"error": "invalid_input", "detail": detail, "fields": fields}, status_code=422
+    )
+
+
+async def handle_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    message = {404: "We could not find that page.", 405: "That is not allowed here."}.get(
+        exc.status_code, str(exc.detail)
+    )
+    if _is_page(request):
+        return _page(request, exc.status_code, message)
+    return JSONResponse(
+        {"error": "http_error", "detail": message},
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(StorykeepError, handle_domain_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)

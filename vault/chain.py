@@ -1,0 +1,155 @@
+"""The audit hash chain: how entries are hashed, how a head is signed, how to verify.
+
+This module imports nothing from Storykeep, so the very same file ships inside every
+export as ``verify.py``. Anyone holding a downloaded log and the public key can check it
+offline (``python verify.py audit.json public_key.pem``); it needs only ``cryptography``.
+
+Each entry's hash covers the previous entry's hash and the entry's fields, so editing,
+removing or reordering any entry breaks the chain (a hash chain as in RFC 6962's
+append-only logs, without the tree). The chain head (last sequence number and hash) is
+signed with Ed25519 (RFC 8032), so cutting entries off the end is detected too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+# Fields covered by an entry's hash, in this order. Never add content here.
+HASHED_FIELDS = (
+    "chain",
+    "occurred_at",
+    "action",
+    "actor_type",
+    "actor_id",
+    "actor_label",
+    "agency",
+    "purpose",
+    "grant_id",
+    "object_type",
+    "object_id",
+)
+
+
+def genesis_hash(chain: str) -> str:
+    return hashlib.sha256(b"storykeep-audit-genesis|" + chain.encode()).hexdigest()
+
+
+def entry_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+    body = json.dumps(
+        [fields.get(name) for name in HASHED_FIELDS], separators=(",", ":"), ensure_ascii=True
+    )
+    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+def head_message(chain: str, seq: int, head_hash: str) -> bytes:
+    """The exact bytes the Ed25519 signature covers."""
+    return json.dumps(
+        {"chain": chain, "entry_hash": head_hash, "seq": seq},
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+
+
+@dataclass(frozen=True)
+class Problem:
+    seq: int | None
+    event_id: int | None
+    kind: str  # "edited" | "removed" | "reordered" | "truncated" | "bad signature"
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"entry seq={self.seq}" if self.seq is not None else "chain head"
+        if self.event_id is not None:
+            where += f" (id {self.event_id})"
+        return f"{where}: {self.kind}: {self.detail}"
+
+
+def verify_chain(
+    chain: str,
+    events: list[dict[str, Any]],
+    head: dict[str, Any] | None,
+    public_key_pem: bytes,
+) -> Problem | None:
+    """Return the first problem in one chain, or None when it is intact.
+
+    ``events`` are dicts with the hashed fields plus ``seq``, ``id``, ``prev_hash`` and
+    ``entry_hash``, sorted by ``seq``.
+    """
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    by_prev = {e["prev_hash"]: e for e in events}
+    expected_prev = genesis_hash(chain)
+    expected_seq = 1
+    for event in events:
+        seq, event_id = event["seq"], event.get("id")
+        if event.get("chain") != chain:
+            return Problem(seq, event_id, "edited", "entry claims another chain")
+        if entry_hash(event["prev_hash"], event) != event["entry_hash"]:
+            return Problem(seq, event_id, "edited", "its fields do not match its hash")
+        if event["prev_hash"] != expected_prev:
+            follower = by_prev.get(expected_prev)
+            if follower is not None:
+                return Problem(
+                    seq,
+                    event_id,
+                    "reordered",
+                    f"the entry that belongs here is now at seq={follower['seq']}",
+                )
+            return Problem(seq, event_id, "removed", "an entry before this one is missing")
+        if seq != expected_seq:
+            return Problem(seq, event_id, "reordered", f"expected seq={expected_seq}")
+        expected_prev = event["entry_hash"]
+        expected_seq += 1
+
+    if head is None:
+        if events:
+            return Problem(None, None, "bad signature", "the chain has no signed head")
+        return None
+    try:
+        public_key = load_pem_public_key(public_key_pem)
+        if not isinstance(public_key, Ed25519PublicKey):
+            return Problem(None, None, "bad signature", "the public key is not Ed25519")
+        public_key.verify(
+            bytes.fromhex(head["signature"]),
+            head_message(chain, head["seq"], head["entry_hash"]),
+        )
+    except (InvalidSignature, ValueError):
+        return Problem(None, None, "bad signature", "the head's signature does not verify")
+    last_seq = expected_seq - 1
+    if head["seq"] != last_seq or head["entry_hash"] != expected_prev:
+        if head["seq"] > last_seq:
+            return Problem(
+                last_seq + 1,
+                None,
+                "removed",
+                f"the signed head has {head['seq']} entries, the log has {last_seq}",
+            )
+        return Problem(None, None, "edited", "the log does not end where the signed head says")
+    return None
+
+
+def main(argv: list[str]) -> int:
+    """Verify an exported log: ``python verify.py audit.json public_key.pem``."""
+    if len(argv) != 3:
+        print("usage: python verify.py audit.json public_key.pem", file=sys.stderr)
+        return 2
+    with open(argv[1], encoding="utf-8") as f:
+        doc = json.load(f)
+    with open(argv[2], "rb") as f:
+        pem = f.read()
+    problem = verify_chain(doc["chain"], doc["events"], doc["head"], pem)
+    if problem is not None:
+        print(f"NOT INTACT: {problem}")
+        return 1
+    print(f"Intact: {len(doc['events'])} entries, signed head verified.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

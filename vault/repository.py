@@ -1,0 +1,198 @@
+"""Every query of the vault domain. Nothing outside a repository module writes SQL.
+
+Reads of a young person's data go through :class:`VaultScope`: one query builder that is
+scoped either to the owner (everything in their vault) or, later, to a grant (some
+categories, shareable story only). Nobody writes an owner filter inline.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from vault.models import (
+    AgencyRecord,
+    AuditEvent,
+    AuditHead,
+    StoryEntry,
+    StoryPhoto,
+    Vault,
+    VaultDataKey,
+    ViewNote,
+    YoungPerson,
+)
+
+
+@dataclass(frozen=True)
+class VaultScope:
+    """What one reader may see in one vault.
+
+    ``categories`` None means every record category (the owner). ``story`` says whether
+    story entries are visible at all, and ``shareable_only`` whether private ones are hidden.
+    """
+
+    vault_id: uuid.UUID
+    categories: frozenset[str] | None = None
+    story: bool = True
+    shareable_only: bool = False
+
+    @classmethod
+    def owner(cls, vault_id: uuid.UUID) -> VaultScope:
+        return cls(vault_id=vault_id)
+
+    def records(self) -> SelectOfScalar[AgencyRecord]:
+        query = select(AgencyRecord).where(AgencyRecord.vault_id == self.vault_id)
+        if self.categories is not None:
+            query = query.where(col(AgencyRecord.category).in_(sorted(self.categories)))
+        return query
+
+    def entries(self) -> SelectOfScalar[StoryEntry]:
+        query = select(StoryEntry).where(StoryEntry.vault_id == self.vault_id)
+        if not self.story:
+            return query.where(False)  # type: ignore[arg-type]
+        if self.shareable_only:
+            query = query.where(col(StoryEntry.shareable).is_(True))
+        return query
+
+
+# -- people and vaults -----------------------------------------------------------------
+def get_young_person_by_username(session: Session, username: str) -> YoungPerson | None:
+    return session.exec(select(YoungPerson).where(YoungPerson.username == username)).first()
+
+
+def get_young_person(session: Session, person_id: uuid.UUID) -> YoungPerson | None:
+    return session.get(YoungPerson, person_id)
+
+
+def get_vault_of(session: Session, person_id: uuid.UUID) -> Vault | None:
+    return session.exec(select(Vault).where(Vault.young_person_id == person_id)).first()
+
+
+# -- data keys -------------------------------------------------------------------------
+def current_data_key(session: Session, vault_id: uuid.UUID) -> VaultDataKey | None:
+    return session.exec(
+        select(VaultDataKey)
+        .where(VaultDataKey.vault_id == vault_id)
+        .order_by(col(VaultDataKey.version).desc())
+        .limit(1)
+    ).first()
+
+
+def get_data_key(
+    session: Session, vault_id: uuid.UUID, key_id: uuid.UUID
+) -> VaultDataKey | None:
+    return session.exec(
+        select(VaultDataKey).where(VaultDataKey.vault_id == vault_id, VaultDataKey.id == key_id)
+    ).first()
+
+
+def data_keys_needing_rewrap(
+    session: Session, kek_version: int, limit: int
+) -> Sequence[VaultDataKey]:
+    return session.exec(
+        select(VaultDataKey)
+        .where(VaultDataKey.kek_version != kek_version)
+        .order_by(col(VaultDataKey.id))
+        .limit(limit)
+        .with_for_update()
+    ).all()
+
+
+def delete_data_keys(session: Session, vault_id: uuid.UUID) -> None:
+    session.exec(delete(VaultDataKey).where(col(VaultDataKey.vault_id) == vault_id))
+
+
+def count_data_keys_by_kek(session: Session) -> dict[int, int]:
+    rows = session.exec(
+        select(VaultDataKey.kek_version, func.count()).group_by(col(VaultDataKey.kek_version))
+    ).all()
+    return {version: count for version, count in rows}
+
+
+# -- content ------------------------------------------------------------------------------
+def list_entries(session: Session, scope: VaultScope) -> Sequence[StoryEntry]:
+    return session.exec(
+        scope.entries().order_by(col(StoryEntry.created_at).desc(), col(StoryEntry.id))
+    ).all()
+
+
+def get_entry(session: Session, scope: VaultScope, entry_id: uuid.UUID) -> StoryEntry | None:
+    return session.exec(scope.entries().where(StoryEntry.id == entry_id)).first()
+
+
+def get_photo(session: Session, scope: VaultScope, entry_id: uuid.UUID) -> StoryPhoto | None:
+    entry = get_entry(session, scope, entry_id)
+    return session.get(StoryPhoto, entry.id) if entry else None
+
+
+def entry_ids_with_photos(session: Session, vault_id: uuid.UUID) -> set[uuid.UUID]:
+    return set(
+        session.exec(select(StoryPhoto.entry_id).where(StoryPhoto.vault_id == vault_id)).all()
+    )
+
+
+def list_records(
+    session: Session, scope: VaultScope, category: str | None = None
+) -> Sequence[AgencyRecord]:
+    query = scope.records()
+    if category is not None:
+        query = query.where(AgencyRecord.category == category)
+    return session.exec(
+        query.order_by(col(AgencyRecord.occurred_at).desc(), col(AgencyRecord.id))
+    ).all()
+
+
+def get_record(session: Session, scope: VaultScope, record_id: uuid.UUID) -> AgencyRecord | None:
+    return session.exec(scope.records().where(AgencyRecord.id == record_id)).first()
+
+
+def notes_for_record(session: Session, record: AgencyRecord) -> Sequence[ViewNote]:
+    return session.exec(
+        select(ViewNote)
+        .where(ViewNote.vault_id == record.vault_id, ViewNote.record_id == record.id)
+        .order_by(col(ViewNote.created_at))
+    ).all()
+
+
+def delete_vault_content(session: Session, vault_id: uuid.UUID) -> None:
+    """Erasure: remove every content row (children first, for databases without cascades)."""
+    for model in (ViewNote, StoryPhoto, StoryEntry, AgencyRecord):
+        session.exec(delete(model).where(model.vault_id == vault_id))  # type: ignore[attr-defined]
+
+
+# -- audit -----------------------------------------------------------------------------------
+def lock_audit_head(session: Session, chain: str) -> AuditHead | None:
+    return session.exec(
+        select(AuditHead).where(AuditHead.chain == chain).with_for_update()
+    ).first()
+
+
+def get_audit_head(session: Session, chain: str) -> AuditHead | None:
+    return session.get(AuditHead, chain)
+
+
+def audit_chains(session: Session) -> Sequence[str]:
+    chains = set(session.exec(select(AuditHead.chain)).all())
+    chains |= set(session.exec(select(AuditEvent.chain).distinct()).all())
+    return sorted(chains)
+
+
+def audit_events_in_order(session: Session, chain: str) -> Sequence[AuditEvent]:
+    return session.exec(
+        select(AuditEvent).where(AuditEvent.chain == chain).order_by(col(AuditEvent.seq))
+    ).all()
+
+
+def audit_page(
+    session: Session, chain: str, before_seq: int | None, limit: int
+) -> Sequence[AuditEvent]:
+    """Newest first, keyset-paged by sequence number (fast at 100M events)."""
+    query = select(AuditEvent).where(AuditEvent.chain == chain)
+    if before_seq is not None:
+        query = query.where(AuditEvent.seq < before_seq)
+    return session.exec(query.order_by(col(AuditEvent.seq).desc()).limit(limit)).all()

@@ -1,0 +1,120 @@
+"""Public shapes of vault data (SQLModel families: Create, Update, Public).
+
+Ciphertext never appears here; these carry decrypted text to the owner only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import field_validator
+from sqlmodel import Field, SQLModel
+
+TITLE_MAX = 200
+BODY_MAX = 20_000
+
+
+def _clean(text: str) -> str:
+    """Refuse control characters (except newlines and tabs) rather than store them."""
+    if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text):
+        raise ValueError("must not contain control characters")
+    return text
+
+
+class EntryBase(SQLModel):
+    title: str = Field(min_length=1, max_length=TITLE_MAX)
+    body: str = Field(default="", max_length=BODY_MAX)
+    shareable: bool = False
+
+    @field_validator("title", "body")
+    @classmethod
+    def _no_control_chars(cls, value: str) -> str:
+        return _clean(value)
+
+
+class EntryCreate(EntryBase):
+    pass
+
+
+class EntryUpdate(SQLModel):
+    title: str | None = Field(default=None, min_length=1, max_length=TITLE_MAX)
+    body: str | None = Field(default=None, max_length=BODY_MAX)
+    shareable: bool | None = None
+
+    @field_validator("title", "body")
+    @classmethod
+    def _no_control_chars(cls, value: str | None) -> str | None:
+        return None if value is None else _clean(value)
+
+
+class EntryPublic(EntryBase):
+    id: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    has_photo: bool
+
+
+class NoteCreate(SQLModel):
+    body: str = Field(min_length=1, max_length=BODY_MAX)
+
+    @field_validator("body")
+    @classmethod
+    def _no_control_chars(cls, value: str) -> str:
+        return _clean(value)
+
+
+class NotePublic(SQLModel):
+    id: uuid.UUID
+    record_id: uuid.UUID
+    body: str
+    created_at: datetime
+
+
+class RecordCreate(SQLModel):
+    agency: str = Field(min_length=1, max_length=200)
+    author_name: str = Field(min_length=1, max_length=200)
+    author_role: str = Field(min_length=1, max_length=200)
+    category: str
+    shanarri: list[str] = Field(default_factory=list)
+    title: str = Field(min_length=1, max_length=TITLE_MAX)
+    body: str = Field(min_length=1, max_length=BODY_MAX)
+    occurred_at: datetime | None = None
+
+
+class RecordPublic(SQLModel):
+    id: uuid.UUID
+    agency: str
+    author_name: str
+    author_role: str
+    category: str
+    shanarri: list[str]
+    title: str
+    body: str
+    occurred_at: datetime
+    created_at: datetime
+    version: int
+    notes: list[NotePublic] = Field(default_factory=list)
+
+
+class AuditEventPublic(SQLModel):
+    """Metadata only: who did what to which item, when, and under which grant."""
+
+    seq: int
+    occurred_at: datetime
+    action: str
+    actor_type: str
+    actor_label: str
+    agency: str | None
+    purpose: str | None
+    grant_id: str | None
+    object_type: str | None
+    object_id: str | None
+    description: str
+
+
+class AuditPage(SQLModel):
+    events: list[AuditEventPublic]
+    # Pass as ?before= to get the next (older) page; None when there is no more.
+    next_before: int | None

@@ -1,0 +1,473 @@
+"""The vault's business logic. Every function takes ``(session, …, actor, …)`` and never
+commits: the caller's transaction commits or rolls back, so a change and its audit
+entry land together or not at all (STYLE.md, practice 3).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from vault import audit
+from vault import repository as repo
+from vault.actors import Actor
+from vault.crypto import FieldContext
+from vault.db_types import utcnow
+from vault.errors import Conflict, InvalidInput, NotFound, UnsupportedMediaType
+from vault.keyring import Keyring
+from vault.models import (
+    AgencyRecord,
+    AuditEvent,
+    StoryEntry,
+    StoryPhoto,
+    Vault,
+    ViewNote,
+    YoungPerson,
+)
+from vault.repository import VaultScope
+from vault.schemas import (
+    AuditEventPublic,
+    AuditPage,
+    EntryCreate,
+    EntryPublic,
+    EntryUpdate,
+    NoteCreate,
+    NotePublic,
+    RecordCreate,
+    RecordPublic,
+)
+from vault.vocabulary import RECORD_CATEGORIES, SHANARRI
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,39}$")
+PASSWORD_MIN = 8  # NIST SP 800-63B, 3.1.1.2: at least 8, allow at least 64
+PASSWORD_MAX = 256
+
+# Image types we accept, and the first bytes that prove it (we never trust the header).
+PHOTO_SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/webp": (b"RIFF",),
+}
+
+
+@dataclass(frozen=True)
+class VaultServices:
+    """What the vault needs from the process: the keyring (and through it the provider)."""
+
+    keyring: Keyring
+
+
+# -- accounts ------------------------------------------------------------------------------
+def normalise_username(username: str) -> str:
+    return username.strip().lower()
+
+
+def validate_new_credentials(username: str, password: str) -> str:
+    name = normalise_username(username)
+    if not USERNAME_RE.fullmatch(name):
+        raise InvalidInput(
+            "A username needs 3 to 40 letters, numbers, dots, dashes or underscores, "
+            "starting with a letter or number."
+        )
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise InvalidInput(f"A password needs at least {PASSWORD_MIN} characters.")
+    return name
+
+
+def create_young_person(
+    session: Session,
+    services: VaultServices,
+    actor: Actor | None,
+    username: str,
+    password_hash: str,
+) -> tuple[YoungPerson, Vault]:
+    """Create an account, its vault and the vault's data key, and log it.
+
+    ``actor`` None means the young person signed themselves up.
+    """
+    if repo.get_young_person_by_username(session, username) is not None:
+        raise Conflict("That username is taken. Please choose another.")
+    person = YoungPerson(username=username, password_hash=password_hash)
+    actor = actor or Actor.young_person(person.id, username)
+    vault = Vault(young_person_id=person.id)
+    session.add(person)
+    session.flush()
+    session.add(vault)
+    session.flush()
+    services.keyring.create_vault_key(session, vault.id)
+    audit.append(
+        session, services.keyring.provider, vault.id.hex, actor, "vault:created",
+        object_type="vault", object_id=vault.id.hex,
+    )  # fmt: skip
+    return person, vault
+
+
+def vault_of(session: Session, person: YoungPerson) -> Vault:
+    vault = repo.get_vault_of(session, person.id)
+    if vault is None or vault.erased_at is not None:
+        raise NotFound()
+    return vault
+
+
+def _log(
+    session: Session, services: VaultServices, vault_id: uuid.UUID, actor: Actor, action: str,
+    object_type: str, object_id: uuid.UUID,
+) -> AuditEvent:  # fmt: skip
+    return audit.append(
+        session, services.keyring.provider, vault_id.hex, actor, action,
+        object_type=object_type, object_id=object_id.hex,
+    )  # fmt: skip
+
+
+def _is_owner(actor: Actor, vault: Vault) -> bool:
+    return (
+        actor.type == "young_person"
+        and vault.young_person_id is not None
+        and actor.id == vault.young_person_id.hex
+    )
+
+
+# -- story entries ---------------------------------------------------------------------------
+def _entry_ctx(entry: StoryEntry, field: str) -> FieldContext:
+    return FieldContext(entry.vault_id, "story_entry", entry.id, field, entry.version)
+
+
+def _entry_public(
+    session: Session, services: VaultServices, entry: StoryEntry, has_photo: bool
+) -> EntryPublic:
+    ring = services.keyring
+    return EntryPublic(
+        id=entry.id,
+        title=ring.open_text(session, _entry_ctx(entry, "title"), entry.title_sealed),
+        body=ring.open_text(session, _entry_ctx(entry, "body"), entry.body_sealed),
+        shareable=entry.shareable,
+        created_at=entry.created_at,
+        updated_at=entry.updated_at,
+        version=entry.version,
+        has_photo=has_photo,
+    )
+
+
+def _seal_entry(
+    session: Session, services: VaultServices, entry: StoryEntry, title: str, body: str
+) -> None:
+    ring = services.keyring
+    entry.title_sealed = ring.seal_text(session, _entry_ctx(entry, "title"), title)
+    entry.body_sealed = ring.seal_text(session, _entry_ctx(entry, "body"), body)
+
+
+def create_entry(
+    session: Session, services: VaultServices, actor: Actor, vault: Vault, data: EntryCreate
+) -> EntryPublic:
+    entry = StoryEntry(vault_id=vault.id, shareable=data.shareable, title_sealed=b"", body_sealed=b"")
+    _seal_entry(session, services, entry, data.title, data.body)
+    session.add(entry)
+    session.flush()
+    _log(session, services, vault.id, actor, "entry:created", "story_entry", entry.id)
+    return _entry_public(session, services, entry, has_photo=False)
+
+
+def list_entries(
+    session: Session, services: VaultServices, actor: Actor, scope: VaultScope
+) -> list[EntryPublic]:
+    with_photos = repo.entry_ids_with_photos(session, scope.vault_id)
+    return [
+        _entry_public(session, services, e, e.id in with_photos)
+        for e in repo.list_entries(session, scope)
+    ]
+
+
+def _entry(session: Session, scope: VaultScope, entry_id: uuid.UUID) -> StoryEntry:
+    entry = repo.get_entry(session, scope, entry_id)
+    if entry is None:
+        raise NotFound("We could not find that story entry.")
+    return entry
+
+
+def get_entry(
+    session: Session, services: VaultServices, actor: Actor, scope: VaultScope,
+    entry_id: uuid.UUID,
+) -> EntryPublic:  # fmt: skip
+    entry = _entry(session, scope, entry_id)
+    has_photo = entry.id in repo.entry_ids_with_photos(session, scope.vault_id)
+    return _entry_public(session, services, entry, has_photo)
+
+
+def update_entry(
+    session: Session, services: VaultServices, actor: Actor, vault: Vault,
+    entry_id: uuid.UUID, data: EntryUpdate,
+) -> EntryPublic:  # fmt: skip
+    entry = _entry(session, VaultScope.owner(vault.id), entry_id)
+    current = _entry_public(session, services, entry, has_photo=False)
+    title = data.title if data.title is not None else current.title
+    body = data.body if data.body is not None else current.body
+    photo = session.get(StoryPhoto, entry.id)
+    photo_bytes = _open_photo(session, services, photo) if photo else None
+    entry.version += 1
+    _seal_entry(session, services, entry, title, body)
+    if photo is not None and photo_bytes is not None:
+        # The photo's associated data binds the entry version, so re-seal it too.
+        photo.version = entry.version
+        photo.content_sealed = services.keyring.seal_bytes(
+            session, _photo_ctx(photo), photo_bytes
+        )
+        session.add(photo)
+    if data.shareable is not None:
+        entry.shareable = data.shareable
+    entry.updated_at = utcnow()
+    session.add(entry)
+    session.flush()
+    _log(session, services, vault.id, actor, "entry:updated", "story_entry", entry.id)
+    return _entry_public(session, services, entry, has_photo=photo is not None)
+
+
+def delete_entry(
+    session: Session, services: VaultServices, actor: Actor, vault: Vault, entry_id: uuid.UUID
+) -> None:
+    entry = _entry(session, VaultScope.owner(vault.id), entry_id)
+    photo = session.get(StoryPhoto, entry.id)
+    if photo is not None:
+        session.delete(photo)
+    session.delete(entry)
+    session.flush()
+    _log(session, services, vault.id, actor, "entry:deleted", "story_entry", entry_id)
+
+
+# -- photos -------------------------------------------------------------------------------------
+def _photo_ctx(photo: StoryPhoto) -> FieldContext:
+    return FieldContext(photo.vault_id, "story_photo", photo.entry_id, "content", photo.version)
+
+
+def _open_photo(session: Session, services: VaultServices, photo: StoryPhoto) -> bytes:
+    return services.keyring.open_bytes(session, _photo_ctx(photo), photo.content_sealed)
+
+
+def check_photo_type(content_type: str, data: bytes) -> str:
+    """Accept only JPEG, PNG or WebP, and only if the bytes say so too."""
+    kind = content_type.split(";")[0].strip().lower()
+    signatures = PHOTO_SIGNATURES.get(kind)
+    if signatures is None:
+        raise UnsupportedMediaType("Photos must be JPEG, PNG or WebP.")
+    matches = any(data.startswith(sig) for sig in signatures)
+    if kind == "image/webp":
+        matches = matches and data[8:12] == b"WEBP"
+    if not matches:
+        raise UnsupportedMediaType("That file is not the kind of picture it says it is.")
+    return kind
+
+
+def set_photo(
+    session: Session, services: VaultServices, actor: Actor, vault: Vault,
+    entry_id: uuid.UUID, content_type: str, data: bytes,
+) -> None:  # fmt: skip
+    """Attach or replace an entry's photo. The caller has already bounded ``data``."""
+    entry = _entry(session, VaultScope.owner(vault.id), entry_id)
+    if not data:
+        raise InvalidInput("The photo is empty.")
+    kind = check_photo_type(content_type, data)
+    photo = session.get(StoryPhoto, entry.id) or StoryPhoto(
+        entry_id=entry.id, vault_id=vault.id, content_type=kind, size_bytes=0,
+        content_sealed=b"", version=entry.version,
+    )  # fmt: skip
+    photo.content_type, photo.size_bytes, photo.version = kind, len(data), entry.version
+    photo.content_sealed = services.keyring.seal_bytes(session, _photo_ctx(photo), data)
+    session.add(photo)
+    session.flush()
+    _log(session, services, vault.id, actor, "photo:added", "story_entry", entry.id)
+
+
+def get_photo(
+    session: Session, services: VaultServices, actor: Actor, scope: VaultScope,
+    entry_id: uuid.UUID,
+) -> tuple[str, bytes]:  # fmt: skip
+    photo = repo.get_photo(session, scope, entry_id)
+    if photo is None:
+        raise NotFound("That entry has no photo.")
+    return photo.content_type, _open_photo(session, services, photo)
+
+
+# -- agency records ---------------------------------------------------------------------------------
+def _record_ctx(record: AgencyRecord, field: str) -> FieldContext:
+    return FieldContext(record.vault_id, "agency_record", record.id, field, record.version)
+
+
+def _note_ctx(note: ViewNote) -> FieldContext:
+    return FieldContext(note.vault_id, "view_note", note.id, "body", 1)
+
+
+def add_record(
+    session: Session, services: VaultServices, actor: Actor, vault: Vault, data: RecordCreate
+) -> AgencyRecord:
+    if data.category not in RECORD_CATEGORIES:
+        raise InvalidInput(
+            f"Unknown category {data.category!r}. Use one of: {', '.join(RECORD_CATEGORIES)}."
+        )
+    unknown = sorted(set(data.shanarri) - set(SHANARRI))
+    if unknown:
+        raise InvalidInput(f"Unknown SHANARRI tag(s): {', '.join(unknown)}.")
+    record = AgencyRecord(
+        vault_id=vault.id, agency=data.agency, author_name=data.author_name,
+        author_role=data.author_role, category=data.category,
+        shanarri=sorted(set(data.shanarri)), occurred_at=data.occurred_at or utcnow(),
+        title_sealed=b"", body_sealed=b"",
+    )  # fmt: skip
+    ring = services.keyring
+    record.title_sealed = ring.seal_text(session, _record_ctx(record, "title"), data.title)
+    record.body_sealed = ring.seal_text(session, _record_ctx(record, "body"), data.body)
+    session.add(record)
+    session.flush()
+    _log(session, services, vault.id, actor, "record:added", "agency_record", record.id)
+    return record
+
+
+def _record_public(
+    session: Session, services: VaultServices, record: AgencyRecord, with_notes: bool
+) -> RecordPublic:
+    ring = services.keyring
+    notes = repo.notes_for_record(session, record) if with_notes else ()
+    return RecordPublic(
+        id=record.id, agency=record.agency, author_name=record.author_name,
+        author_role=record.author_role, category=record.category, shanarri=record.shanarri,
+        title=ring.open_text(session, _record_ctx(record, "title"), record.title_sealed),
+        body=ring.open_text(session, _record_ctx(record, "body"), record.body_sealed),
+        occurred_at=record.occurred_at, created_at=record.created_at, version=record.version,
+        notes=[
+            NotePublic(
+                id=n.id, record_id=n.record_id, created_at=n.created_at,
+                body=ring.open_text(session, _note_ctx(n), n.body_sealed),
+            )
+            for n in notes
+        ],
+    )  # fmt: skip
+
+
+def _audit_read_if_not_owner(
+    session: Session, services: VaultServices, actor: Actor, vault_id: uuid.UUID,
+    record: AgencyRecord,
+) -> None:  # fmt: skip
+    vault = session.get(Vault, vault_id)
+    if vault is None or not _is_owner(actor, vault):
+        _log(session, services, vault_id, actor, "record:read", "agency_record", record.id)
+
+
+def list_records(
+    session: Session, services: VaultServices, actor: Actor, scope: VaultScope,
+    category: str | None = None,
+) -> list[RecordPublic]:  # fmt: skip
+    if category is not None and category not in RECORD_CATEGORIES:
+        raise InvalidInput(f"Unknown category {category!r}.")
+    records = repo.list_records(session, scope, category)
+    out = []
+    for record in records:
+        _audit_read_if_not_owner(session, services, actor, scope.vault_id, record)
+        out.append(_record_public(session, services, record, with_notes=True))
+    return out
+
+
+def get_record(
+    session: Session, services: VaultServices, actor: Actor, scope: VaultScope,
+    record_id: uuid.UUID,
+) -> RecordPublic:  # fmt: skip
+    record = repo.get_record(session, scope, record_id)
+    if record is None:
+        raise NotFound("We could not find that record.")
+    _audit_read_if_not_owner(session, services, actor, scope.vault_id, record)
+    return _record_public(session, services, record, with_notes=True)
+
+
+def add_note(
+    session: Session, services: VaultServices, actor: Actor, vault: Vault,
+    record_id: uuid.UUID, data: NoteCreate,
+) -> NotePublic:  # fmt: skip
+    record = repo.get_record(session, VaultScope.owner(vault.id), record_id)
+    if record is None:
+        raise NotFound("We could not find that record.")
+    note = ViewNote(vault_id=vault.id, record_id=record.id, body_sealed=b"")
+    note.body_sealed = services.keyring.seal_text(session, _note_ctx(note), data.body)
+    session.add(note)
+    session.flush()
+    _log(session, services, vault.id, actor, "note:added", "view_note", note.id)
+    return NotePublic(
+        id=note.id, record_id=record.id, body=data.body, created_at=note.created_at
+    )
+
+
+# -- audit trail ---------------------------------------------------------------------------------------
+ACTION_WORDS = {
+    "vault:created": "made this vault",
+    "vault:exported": "downloaded everything",
+    "vault:erased": "deleted the account",
+    "entry:created": "wrote a story entry",
+    "entry:updated": "changed a story entry",
+    "entry:deleted": "deleted a story entry",
+    "photo:added": "added a photo",
+    "record:added": "added a record",
+    "record:read": "read a record",
+    "note:added": "added their view to a record",
+}
+
+
+def describe(event: AuditEvent) -> str:
+    """Plain words for one event, for the "who has looked" view."""
+    who = "You" if event.actor_type == "young_person" else event.actor_label
+    if event.agency and event.actor_type != "young_person":
+        who = f"{who} ({event.agency})"
+    what = ACTION_WORDS.get(event.action, event.action.replace(":", " "))
+    text = f"{who} {what}"
+    if event.purpose:
+        text += f", for: {event.purpose.replace('_', ' ')}"
+    return text + "."
+
+
+def audit_trail(
+    session: Session, actor: Actor, vault: Vault, before: int | None, limit: int
+) -> AuditPage:
+    if not 1 <= limit <= 200:
+        raise InvalidInput("limit must be between 1 and 200.")
+    if before is not None and before < 1:
+        raise InvalidInput("before must be a positive sequence number.")
+    events = repo.audit_page(session, vault.id.hex, before, limit + 1)
+    more = len(events) > limit
+    events = events[:limit]
+    return AuditPage(
+        events=[
+            AuditEventPublic(
+                seq=e.seq, occurred_at=e.occurred_at, action=e.action,
+                actor_type=e.actor_type, actor_label=e.actor_label, agency=e.agency,
+                purpose=e.purpose, grant_id=e.grant_id, object_type=e.object_type,
+                object_id=e.object_id, description=describe(e),
+            )
+            for e in events
+        ],
+        next_before=events[-1].seq if more and events else None,
+    )  # fmt: skip
+
+
+# -- erasure ---------------------------------------------------------------------------------------------
+def erase(
+    session: Session, services: VaultServices, actor: Actor, person: YoungPerson
+) -> uuid.UUID:
+    """Delete the account and crypto-shred the vault (UK GDPR Art. 17).
+
+    Content rows go, the wrapped data key goes, and the key provider destroys the
+    vault's secret, so even a database backup from before today cannot be decrypted.
+    The audit log stays (it names no content, and no longer links to a person) with a
+    last entry saying the vault was erased. Key destruction comes last, so a failure
+    before it leaves everything as it was; if the commit fails after it, the vault is
+    already unreadable and erasing again finishes the job.
+    """
+    vault = vault_of(session, person)
+    repo.delete_vault_content(session, vault.id)
+    vault.erased_at = utcnow()
+    vault.young_person_id = None
+    session.add(vault)
+    session.flush()
+    session.delete(person)
+    session.flush()
+    _log(session, services, vault.id, actor, "vault:erased", "vault", vault.id)
+    services.keyring.destroy_vault_keys(session, vault.id)
+    session.flush()
+    return vault.id
