@@ -1,0 +1,477 @@
+"""The young person's JSON API, over HTTP, including the attacks SECURITY.md names."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.container import Services
+from tests.conftest import PASSWORD, add_record, run_sql, sign_in, sign_up
+from vault.db_types import utcnow
+
+
+def tiny_png() -> bytes:
+    """A real 1x1 PNG, built here so the test ships no binary files."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
+    )  # fmt: skip
+
+
+def entry(client: TestClient, csrf: str, **fields: object) -> dict[str, object]:
+    body = {"title": "My first day", "body": "It went fine.", "shareable": False, **fields}
+    response = client.post("/api/v1/me/entries", json=body, headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def count(services: Services, table: str) -> int:
+    return int(run_sql(services, f"SELECT count(*) FROM {table}")[0][0])  # noqa: S608
+
+
+class TestSignUpAndIn:
+    def test_sign_up_needs_only_username_and_password(self, client: TestClient) -> None:
+        response = client.post("/api/v1/accounts", json={"username": "Robin", "password": PASSWORD})
+        assert response.status_code == 201
+        assert response.json()["username"] == "robin"
+        assert set(response.json()) == {"id", "username", "created_at"}
+
+    def test_taken_username(self, client: TestClient) -> None:
+        sign_up(client, "robin")
+        response = client.post("/api/v1/accounts", json={"username": "ROBIN", "password": PASSWORD})
+        assert response.status_code == 409
+        assert "taken" in response.json()["detail"]
+
+    @pytest.mark.parametrize(
+        ("username", "password"),
+        [("ab", PASSWORD), ("has space", PASSWORD), ("ok_name", "short"), ("-dash", PASSWORD)],
+    )
+    def test_bad_credentials_rejected_and_nothing_made(
+        self, client: TestClient, services: Services, username: str, password: str
+    ) -> None:
+        response = client.post("/api/v1/accounts", json={"username": username, "password": password})
+        assert response.status_code == 422
+        assert response.json()["error"] == "invalid_input"
+        assert count(services, "young_person") == 0
+        assert count(services, "vault") == 0
+
+    def test_cookie_is_secure_httponly_samesite(self, client: TestClient) -> None:
+        client.post("/api/v1/accounts", json={"username": "robin", "password": PASSWORD})
+        response = client.post(
+            "/api/v1/me/session", json={"username": "robin", "password": PASSWORD}
+        )
+        cookie = response.headers["set-cookie"].lower()
+        assert "storykeep_session=" in cookie
+        assert "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
+
+    def test_wrong_password_and_unknown_user_look_the_same(self, client: TestClient) -> None:
+        sign_up(client, "robin")
+        client.cookies.clear()
+        wrong = client.post("/api/v1/me/session", json={"username": "robin", "password": "nope-nope"})
+        unknown = client.post("/api/v1/me/session", json={"username": "nobody", "password": "nope-nope"})
+        assert wrong.status_code == unknown.status_code == 401
+        assert wrong.json() == unknown.json()
+        assert "set-cookie" not in wrong.headers
+
+    def test_password_hashed_with_argon2id(self, client: TestClient, services: Services) -> None:
+        sign_up(client, "robin")
+        (stored,) = run_sql(services, "SELECT password_hash FROM young_person")[0]
+        assert stored.startswith("$argon2id$") and PASSWORD not in stored
+
+    def test_sign_in_is_rate_limited_per_account(
+        self, client: TestClient, services: Services
+    ) -> None:
+        services.settings.login_max_failures_per_account = 3
+        sign_up(client, "robin")
+        client.cookies.clear()
+        for _ in range(3):
+            bad = client.post("/api/v1/me/session", json={"username": "robin", "password": "wrong-one"})
+            assert bad.status_code == 401
+        blocked = client.post("/api/v1/me/session", json={"username": "robin", "password": PASSWORD})
+        assert blocked.status_code == 429
+        assert int(blocked.headers["retry-after"]) > 0
+        # The counter lives in the database (shared by every worker), keyed by HMAC.
+        keys = [row[0] for row in run_sql(services, "SELECT key FROM sign_in_throttle")]
+        assert keys and all("robin" not in key and "testclient" not in key for key in keys)
+
+    def test_sign_in_is_rate_limited_per_address(self, client: TestClient, services: Services) -> None:
+        services.settings.login_max_failures_per_address = 4
+        for name in ("one", "two", "three", "four"):
+            response = client.post("/api/v1/me/session", json={"username": name, "password": "x" * 9})
+            assert response.status_code == 401
+        assert (
+            client.post("/api/v1/me/session", json={"username": "five", "password": "x" * 9}).status_code
+            == 429
+        )
+
+    def test_sign_out_ends_the_session(self, client: TestClient, csrf: str) -> None:
+        assert client.delete("/api/v1/me/session", headers={"X-CSRF-Token": csrf}).status_code == 204
+        cookie = "storykeep_session"
+        assert cookie not in client.cookies
+        # Even if someone kept the old cookie, it no longer works.
+        assert client.get("/api/v1/me").status_code == 401
+
+    def test_old_cookie_refused_after_sign_out(self, client: TestClient, csrf: str) -> None:
+        token = client.cookies["storykeep_session"]
+        client.delete("/api/v1/me/session", headers={"X-CSRF-Token": csrf})
+        response = client.get("/api/v1/me", headers={"cookie": f"storykeep_session={token}"})
+        assert response.status_code == 401
+
+    def test_idle_session_expires(self, client: TestClient, services: Services, csrf: str) -> None:
+        old = utcnow() - timedelta(minutes=services.settings.session_idle_minutes + 1)
+        run_sql(services, "UPDATE web_session SET last_seen_at = :old", old=old.replace(tzinfo=None) if services.settings.is_sqlite else old)
+        assert client.get("/api/v1/me").status_code == 401
+
+    def test_session_token_stored_only_as_hmac(self, client: TestClient, services: Services, csrf: str) -> None:
+        token = client.cookies["storykeep_session"]
+        (stored,) = run_sql(services, "SELECT token_hash FROM web_session")[0]
+        assert token not in stored and len(stored) == 64
+
+
+class TestCsrf:
+    def test_unsafe_call_without_token_is_refused_and_changes_nothing(
+        self, client: TestClient, services: Services, csrf: str
+    ) -> None:
+        response = client.post("/api/v1/me/entries", json={"title": "x", "body": "y"})
+        assert response.status_code == 403
+        assert response.json()["error"] == "csrf_failed"
+        wrong = client.post(
+            "/api/v1/me/entries", json={"title": "x", "body": "y"}, headers={"X-CSRF-Token": "0" * 64}
+        )
+        assert wrong.status_code == 403
+        assert count(services, "story_entry") == 0
+
+    def test_token_of_another_session_does_not_work(self, client: TestClient, app: object) -> None:
+        other_csrf = sign_up(client, "sam")
+        client.cookies.clear()
+        sign_up(client, "alex")
+        response = client.post(
+            "/api/v1/me/entries", json={"title": "x"}, headers={"X-CSRF-Token": other_csrf}
+        )
+        assert response.status_code == 403
+
+
+class TestEntries:
+    def test_create_read_update_delete(self, client: TestClient, csrf: str) -> None:
+        created = entry(client, csrf, title="Football", body="We won", shareable=True)
+        entry_id = created["id"]
+        assert created["shareable"] is True and created["version"] == 1
+        assert client.get(f"/api/v1/me/entries/{entry_id}").json()["body"] == "We won"
+        patched = client.patch(
+            f"/api/v1/me/entries/{entry_id}",
+            json={"body": "We won 3-2", "shareable": False},
+            headers={"X-CSRF-Token": csrf},
+        )
+        assert patched.status_code == 200
+        assert patched.json() | {"updated_at": None} == patched.json() | {
+            "title": "Football", "body": "We won 3-2", "shareable": False, "version": 2,
+            "updated_at": None,
+        }  # fmt: skip
+        listed = client.get("/api/v1/me/entries").json()
+        assert [e["title"] for e in listed] == ["Football"]
+        deleted = client.delete(f"/api/v1/me/entries/{entry_id}", headers={"X-CSRF-Token": csrf})
+        assert deleted.status_code == 204
+        assert client.get(f"/api/v1/me/entries/{entry_id}").status_code == 404
+
+    def test_another_young_persons_entry_is_not_found(self, client: TestClient) -> None:
+        sam_csrf = sign_up(client, "sam")
+        sams = entry(client, sam_csrf, title="Sam's secret")
+        client.cookies.clear()
+        alex_csrf = sign_up(client, "alex")
+        unknown = client.get("/api/v1/me/entries/00000000-0000-4000-8000-000000000000")
+        for response in (
+            client.get(f"/api/v1/me/entries/{sams['id']}"),
+            client.patch(f"/api/v1/me/entries/{sams['id']}", json={"title": "mine now"},
+                         headers={"X-CSRF-Token": alex_csrf}),
+            client.delete(f"/api/v1/me/entries/{sams['id']}", headers={"X-CSRF-Token": alex_csrf}),
+        ):  # fmt: skip
+            assert response.status_code == 404
+            assert response.json() == unknown.json()
+        client.cookies.clear()
+        sign_in(client, "sam")
+        assert client.get(f"/api/v1/me/entries/{sams['id']}").json()["title"] == "Sam's secret"
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"title": "", "body": "x"},
+            {"title": "x" * 201},
+            {"title": "ok", "body": "x" * 20_001},
+            {"title": "ok", "shareable": "perhaps"},
+            {"title": "bad\x00byte"},
+            {"body": "no title"},
+        ],
+    )
+    def test_bad_entries_rejected_clearly(
+        self, client: TestClient, services: Services, csrf: str, body: dict[str, object]
+    ) -> None:
+        response = client.post("/api/v1/me/entries", json=body, headers={"X-CSRF-Token": csrf})
+        assert response.status_code == 422
+        assert response.json()["detail"]
+        for value in body.values():  # nothing that was sent is echoed back
+            if isinstance(value, str) and len(value) > 5:
+                assert value not in response.text
+        assert count(services, "story_entry") == 0
+
+    def test_malformed_json_and_bad_ids(self, client: TestClient, csrf: str) -> None:
+        response = client.post(
+            "/api/v1/me/entries", content=b"{not json", headers={"X-CSRF-Token": csrf,
+                                                              "content-type": "application/json"}
+        )  # fmt: skip
+        assert response.status_code == 422
+        assert client.get("/api/v1/me/entries/not-a-uuid").status_code == 422
+
+    def test_oversized_body_refused(self, client: TestClient, services: Services, csrf: str) -> None:
+        huge = b"x" * (services.settings.max_request_bytes + 1)
+        response = client.post(
+            "/api/v1/me/entries", content=huge,
+            headers={"X-CSRF-Token": csrf, "content-type": "application/json"},
+        )  # fmt: skip
+        assert response.status_code == 413
+        assert response.headers["content-security-policy"]
+
+
+class TestPhotos:
+    def test_upload_and_read_back(self, client: TestClient, csrf: str) -> None:
+        created = entry(client, csrf)
+        png = tiny_png()
+        put = client.put(
+            f"/api/v1/me/entries/{created['id']}/photo", content=png,
+            headers={"X-CSRF-Token": csrf, "content-type": "image/png"},
+        )  # fmt: skip
+        assert put.status_code == 204, put.text
+        got = client.get(f"/api/v1/me/entries/{created['id']}/photo")
+        assert got.content == png and got.headers["content-type"] == "image/png"
+        assert client.get(f"/api/v1/me/entries/{created['id']}").json()["has_photo"] is True
+        # Editing the entry re-seals the photo (its associated data binds the version).
+        client.patch(f"/api/v1/me/entries/{created['id']}", json={"title": "New"},
+                     headers={"X-CSRF-Token": csrf})  # fmt: skip
+        assert client.get(f"/api/v1/me/entries/{created['id']}/photo").content == png
+
+    @pytest.mark.parametrize(
+        ("content_type", "data"),
+        [
+            ("image/png", b"GIF89a not a png at all"),
+            ("image/jpeg", tiny_png()),
+            ("text/html", b"<script>alert(1)</script>"),
+            ("image/svg+xml", b"<svg xmlns='http://www.w3.org/2000/svg'/>"),
+        ],
+    )
+    def test_wrong_type_refused(
+        self, client: TestClient, services: Services, csrf: str, content_type: str, data: bytes
+    ) -> None:
+        created = entry(client, csrf)
+        response = client.put(
+            f"/api/v1/me/entries/{created['id']}/photo", content=data,
+            headers={"X-CSRF-Token": csrf, "content-type": content_type},
+        )  # fmt: skip
+        assert response.status_code == 415
+        assert count(services, "story_photo") == 0
+
+    def test_oversized_refused_while_streaming(
+        self, client: TestClient, services: Services, csrf: str
+    ) -> None:
+        services.settings.max_photo_bytes = 4096
+        created = entry(client, csrf)
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: only streaming can catch it
+            yield tiny_png()
+            for _ in range(10):
+                yield b"\x00" * 1024
+
+        response = client.put(
+            f"/api/v1/me/entries/{created['id']}/photo", content=chunks(),
+            headers={"X-CSRF-Token": csrf, "content-type": "image/png"},
+        )  # fmt: skip
+        assert response.status_code == 413
+        assert count(services, "story_photo") == 0
+
+    def test_photo_of_another_persons_entry(self, client: TestClient) -> None:
+        sams = entry(client, sign_up(client, "sam"))
+        client.cookies.clear()
+        csrf = sign_up(client, "alex")
+        response = client.put(
+            f"/api/v1/me/entries/{sams['id']}/photo", content=tiny_png(),
+            headers={"X-CSRF-Token": csrf, "content-type": "image/png"},
+        )  # fmt: skip
+        assert response.status_code == 404
+
+
+class TestRecords:
+    def test_list_read_and_add_my_view(self, client: TestClient, services: Services, csrf: str) -> None:
+        record_id = add_record(services, "alex", body="Alex settled in well.")
+        add_record(services, "alex", category="health", title="Check-up", body="All fine.")
+        listed = client.get("/api/v1/me/records").json()
+        assert {r["title"] for r in listed} == {"School report, June", "Check-up"}
+        only_health = client.get("/api/v1/me/records", params={"category": "health"}).json()
+        assert [r["title"] for r in only_health] == ["Check-up"]
+        one = client.get(f"/api/v1/me/records/{record_id}").json()
+        assert one["body"] == "Alex settled in well."
+        assert one["agency"] == "Example High School" and one["shanarri"] == ["achieving"]
+        note = client.post(
+            f"/api/v1/me/records/{record_id}/notes", json={"body": "I worked hard for that."},
+            headers={"X-CSRF-Token": csrf},
+        )  # fmt: skip
+        assert note.status_code == 201
+        again = client.get(f"/api/v1/me/records/{record_id}").json()
+        assert [n["body"] for n in again["notes"]] == ["I worked hard for that."]
+        assert again["body"] == "Alex settled in well."  # the record itself is unchanged
+
+    def test_records_are_read_only_for_young_person(self, client: TestClient, services: Services, csrf: str) -> None:
+        record_id = add_record(services, "alex")
+        for method in ("put", "patch", "delete"):
+            response = client.request(method, f"/api/v1/me/records/{record_id}", json={"body": "x"},
+                                      headers={"X-CSRF-Token": csrf})  # fmt: skip
+            assert response.status_code == 405
+
+    def test_another_persons_record(self, client: TestClient, services: Services) -> None:
+        sign_up(client, "sam")
+        sams_record = add_record(services, "sam")
+        client.cookies.clear()
+        csrf = sign_up(client, "alex")
+        assert client.get(f"/api/v1/me/records/{sams_record}").status_code == 404
+        note = client.post(f"/api/v1/me/records/{sams_record}/notes", json={"body": "x"},
+                           headers={"X-CSRF-Token": csrf})  # fmt: skip
+        assert note.status_code == 404
+        assert count(services, "view_note") == 0
+        assert client.get("/api/v1/me/records").json() == []
+
+    def test_unknown_category(self, client: TestClient, csrf: str) -> None:
+        response = client.get("/api/v1/me/records", params={"category": "gossip"})
+        assert response.status_code == 422
+
+
+class TestAuditTrail:
+    def test_writes_are_logged_without_content(self, client: TestClient, services: Services, csrf: str) -> None:
+        created = entry(client, csrf, title="Very private title", body="Very private body")
+        record_id = add_record(services, "alex")
+        client.post(f"/api/v1/me/records/{record_id}/notes", json={"body": "private view"},
+                    headers={"X-CSRF-Token": csrf})  # fmt: skip
+        events = client.get("/api/v1/me/audit").json()["events"]
+        assert [e["action"] for e in events] == [
+            "note:added", "record:added", "entry:created", "vault:created",
+        ]  # fmt: skip
+        assert events[2]["object_id"] == created["id"].replace("-", "")
+        assert events[1]["actor_type"] == "operator"
+        dump = json.dumps(run_sql(services, "SELECT * FROM audit_event"), default=str)
+        for secret in ("Very private", "private view", "Doing well"):
+            assert secret not in dump
+
+    def test_paging_with_cursor(self, client: TestClient, csrf: str) -> None:
+        for i in range(5):
+            entry(client, csrf, title=f"entry {i}")
+        first = client.get("/api/v1/me/audit", params={"limit": 4}).json()
+        assert len(first["events"]) == 4 and first["next_before"] is not None
+        second = client.get("/api/v1/me/audit", params={"limit": 4, "before": first["next_before"]}).json()
+        assert len(second["events"]) == 2 and second["next_before"] is None
+        seqs = [e["seq"] for e in first["events"] + second["events"]]
+        assert seqs == sorted(seqs, reverse=True) == list(range(6, 0, -1))
+
+    @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 500}, {"before": 0}, {"before": "x"}])
+    def test_bad_paging(self, client: TestClient, csrf: str, params: dict[str, object]) -> None:
+        assert client.get("/api/v1/me/audit", params=params).status_code == 422
+
+    def test_only_own_audit(self, client: TestClient) -> None:
+        entry(client, sign_up(client, "sam"))
+        client.cookies.clear()
+        sign_up(client, "alex")
+        actions = [e["action"] for e in client.get("/api/v1/me/audit").json()["events"]]
+        assert actions == ["vault:created"]
+
+
+def make_session_old(services: Services) -> None:
+    old = utcnow() - timedelta(minutes=services.settings.step_up_minutes + 1)
+    run_sql(services, "UPDATE web_session SET authenticated_at = :old",
+            old=old.replace(tzinfo=None) if services.settings.is_sqlite else old)  # fmt: skip
+
+
+class TestExport:
+    def test_zip_has_everything_and_verifies(self, client: TestClient, services: Services, csrf: str) -> None:
+        created = entry(client, csrf, title="<b>My</b> story", body="I like <script>art</script>")
+        client.put(f"/api/v1/me/entries/{created['id']}/photo", content=tiny_png(),
+                   headers={"X-CSRF-Token": csrf, "content-type": "image/png"})  # fmt: skip
+        add_record(services, "alex", body="Record body text")
+        response = client.get("/api/v1/me/export")
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/zip"
+        zf = zipfile.ZipFile(io.BytesIO(response.content))
+        names = set(zf.namelist())
+        assert {"data.json", "index.html", "README.txt", "audit/audit.json",
+                "audit/public_key.pem", "audit/verify.py"} <= names  # fmt: skip
+        data = json.loads(zf.read("data.json"))
+        assert data["account"]["username"] == "alex"
+        assert data["story"][0]["body"] == "I like <script>art</script>"
+        assert data["records"][0]["body"] == "Record body text"
+        assert zf.read(data["story"][0]["photo"]) == tiny_png()
+        html = zf.read("index.html").decode()
+        assert "<script>" not in html and "&lt;script&gt;" in html and "Record body text" in html
+        audit = json.loads(zf.read("audit/audit.json"))
+        assert audit["events"][-1]["action"] == "vault:exported"  # the export logs itself
+
+    def test_export_needs_fresh_sign_in(self, client: TestClient, services: Services, csrf: str) -> None:
+        make_session_old(services)
+        refused = client.get("/api/v1/me/export")
+        assert refused.status_code == 401 and refused.json()["error"] == "step_up_required"
+        wrong = client.post("/api/v1/me/session/step-up", json={"password": "wrong-password"},
+                            headers={"X-CSRF-Token": csrf})  # fmt: skip
+        assert wrong.status_code == 401
+        ok = client.post("/api/v1/me/session/step-up", json={"password": PASSWORD},
+                         headers={"X-CSRF-Token": csrf})  # fmt: skip
+        assert ok.status_code == 200
+        assert client.get("/api/v1/me/export").status_code == 200
+
+
+class TestErasure:
+    def test_delete_account(self, client: TestClient, services: Services, csrf: str) -> None:
+        entry(client, csrf)
+        add_record(services, "alex")
+        response = client.delete("/api/v1/me", headers={"X-CSRF-Token": csrf})
+        assert response.status_code == 204
+        assert client.get("/api/v1/me").status_code == 401
+        for table in ("young_person", "story_entry", "agency_record", "vault_data_key", "web_session"):
+            assert count(services, table) == 0, table
+        (erased_at,) = run_sql(services, "SELECT erased_at FROM vault")[0]
+        assert erased_at is not None
+        # The username is free again, for a brand new vault.
+        assert client.post("/api/v1/accounts", json={"username": "alex", "password": PASSWORD}).status_code == 201
+
+    def test_delete_needs_csrf_and_fresh_sign_in(self, client: TestClient, services: Services, csrf: str) -> None:
+        assert client.delete("/api/v1/me").status_code == 403
+        make_session_old(services)
+        assert client.delete("/api/v1/me", headers={"X-CSRF-Token": csrf}).status_code == 401
+        assert count(services, "young_person") == 1
+
+
+class TestHeaders:
+    @pytest.mark.parametrize("path", ["/healthz", "/api/v1/me", "/signin", "/nope", "/openapi.json"])
+    def test_security_headers_everywhere(self, client: TestClient, path: str) -> None:
+        response = client.get(path, follow_redirects=False)
+        csp = response.headers["content-security-policy"]
+        assert "script-src" not in csp and "default-src 'none'" in csp
+        assert "frame-ancestors 'none'" in csp
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["x-frame-options"] == "DENY"
+
+    def test_healthz(self, client: TestClient) -> None:
+        assert client.get("/healthz").json() == {"status": "ok"}
+
+    def test_openapi_describes_the_me_api(self, client: TestClient) -> None:
+        paths = client.get("/openapi.json").json()["paths"]
+        for path in ("/api/v1/me/session", "/api/v1/me/entries", "/api/v1/me/entries/{entry_id}",
+                     "/api/v1/me/records", "/api/v1/me/records/{record_id}/notes",
+                     "/api/v1/me/audit", "/api/v1/me/export", "/api/v1/me"):  # fmt: skip
+            assert path in paths
