@@ -1,0 +1,135 @@
+"""The audit chain: tampering is found by `storykeep audit verify` and by the offline
+checker shipped in every export."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.container import Services
+from app.db import unit_of_work
+from tests.conftest import run_sql, sign_up
+from vault import audit
+from vault.actors import Actor
+
+
+def verify(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "audit", "verify", *extra],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def chain_of_six(client: TestClient, csrf: str, services: Services) -> str:
+    """Alex's vault with six events: vault:created and five entry:created."""
+    for i in range(5):
+        client.post("/api/v1/me/entries", json={"title": f"t{i}"}, headers={"X-CSRF-Token": csrf})
+    (chain,) = run_sql(services, "SELECT chain FROM audit_head")[0]
+    return str(chain)
+
+
+class TestVerify:
+    def test_intact_log_passes(self, chain_of_six: str, env: dict[str, str]) -> None:
+        result = verify(env)
+        assert result.returncode == 0, result.stderr
+        assert "OK: 1 chains intact" in result.stdout
+
+    def test_edited_entry_is_named(self, chain_of_six: str, services: Services, env: dict[str, str]) -> None:
+        run_sql(services, "UPDATE audit_event SET actor_label = 'someone else' WHERE seq = 3")
+        result = verify(env)
+        assert result.returncode == 1
+        assert "seq=3" in result.stderr and "edited" in result.stderr
+
+    def test_removed_entry_is_named(self, chain_of_six: str, services: Services, env: dict[str, str]) -> None:
+        run_sql(services, "DELETE FROM audit_event WHERE seq = 4")
+        result = verify(env)
+        assert result.returncode == 1
+        assert "seq=5" in result.stderr and "removed" in result.stderr
+
+    def test_removed_and_renumbered_is_still_found(
+        self, chain_of_six: str, services: Services, env: dict[str, str]
+    ) -> None:
+        run_sql(services, "DELETE FROM audit_event WHERE seq = 2")
+        for seq in range(3, 7):
+            run_sql(services, "UPDATE audit_event SET seq = :new WHERE seq = :old", new=seq - 1, old=seq)
+        result = verify(env)
+        assert result.returncode == 1 and "seq=2" in result.stderr and "removed" in result.stderr
+
+    def test_reordered_entries_are_named(self, chain_of_six: str, services: Services, env: dict[str, str]) -> None:
+        run_sql(services, "UPDATE audit_event SET seq = -1 WHERE seq = 2")
+        run_sql(services, "UPDATE audit_event SET seq = 2 WHERE seq = 3")
+        run_sql(services, "UPDATE audit_event SET seq = 3 WHERE seq = -1")
+        result = verify(env)
+        assert result.returncode == 1
+        assert "seq=2" in result.stderr and "reordered" in result.stderr
+
+    def test_cut_off_tail_is_found(self, chain_of_six: str, services: Services, env: dict[str, str]) -> None:
+        run_sql(services, "DELETE FROM audit_event WHERE seq = 6")
+        result = verify(env)
+        assert result.returncode == 1 and "seq=6" in result.stderr and "removed" in result.stderr
+
+    def test_forged_head_is_found(self, chain_of_six: str, services: Services, env: dict[str, str]) -> None:
+        run_sql(services, "UPDATE audit_head SET signature = :sig", sig="00" * 64)
+        result = verify(env)
+        assert result.returncode == 1 and "bad signature" in result.stderr
+
+
+class TestOfflineExport:
+    def test_export_verifies_offline_and_tampering_shows(
+        self, client: TestClient, csrf: str, tmp_path: Path, env: dict[str, str]
+    ) -> None:
+        client.post("/api/v1/me/entries", json={"title": "one"}, headers={"X-CSRF-Token": csrf})
+        archive = client.get("/api/v1/me/export").content
+        zipfile.ZipFile(io.BytesIO(archive)).extractall(tmp_path / "export")
+        folder = tmp_path / "export" / "audit"
+        # The shipped checker runs with nothing from Storykeep on the path.
+        ok = subprocess.run([sys.executable, "-I", "verify.py", "audit.json", "public_key.pem"],
+                            cwd=folder, capture_output=True, text=True, check=False)  # fmt: skip
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "Intact: 3 entries" in ok.stdout
+        (tmp_path / "export.zip").write_bytes(archive)
+        assert verify(env, "--export", str(tmp_path / "export.zip")).returncode == 0
+
+        doc = (folder / "audit.json").read_text().replace('"entry:created"', '"entry:deleted"')
+        (folder / "audit.json").write_text(doc)
+        bad = subprocess.run([sys.executable, "-I", "verify.py", "audit.json", "public_key.pem"],
+                             cwd=folder, capture_output=True, text=True, check=False)  # fmt: skip
+        assert bad.returncode == 1 and "seq=2" in bad.stdout and "edited" in bad.stdout
+
+    def test_not_an_export(self, tmp_path: Path, env: dict[str, str]) -> None:
+        fake = tmp_path / "fake.zip"
+        fake.write_bytes(b"not a zip")
+        result = verify(env, "--export", str(fake))
+        assert result.returncode == 1 and "not a Storykeep export" in result.stderr
+
+
+class TestConcurrentAppends:
+    def test_parallel_appends_form_one_chain(self, services: Services, env: dict[str, str]) -> None:
+        errors: list[BaseException] = []
+
+        def worker(n: int) -> None:
+            try:
+                for i in range(10):
+                    for session in unit_of_work(services.engine):
+                        audit.append(session, services.keys, "shared-chain", Actor.operator(),
+                                     "test:append", object_id=f"{n}-{i}")  # fmt: skip
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        seqs = sorted(row[0] for row in run_sql(services, "SELECT seq FROM audit_event WHERE chain = 'shared-chain'"))
+        assert seqs == list(range(1, 41))
+        assert verify(env).returncode == 0
