@@ -11,9 +11,10 @@ import sys
 import zipfile
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from app.container import Services, build_services
 from app.db import unit_of_work
@@ -35,20 +36,28 @@ cli.add_typer(keys_cli, name="keys")
 cli.add_typer(audit_cli, name="audit")
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
-def _services() -> Services:
+def _settings() -> Settings:
+    """Settings from the environment; a refusal names the problem, never the values."""
     try:
-        return build_services(Settings())
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        _fail(f"invalid settings: {problems}")
+
+
+def _services() -> Services:
+    settings = _settings()
+    try:
+        return build_services(settings)
     except StorykeepError as exc:
         _fail(exc.message)
-        raise  # unreachable; keeps type checkers calm
-    except ValueError as exc:  # settings refused (placeholder secrets in production)
-        _fail(str(exc).splitlines()[0] if str(exc) else "invalid settings")
-        raise
 
 
 def _print_json(data: dict[str, Any]) -> None:
@@ -92,8 +101,7 @@ def db_upgrade() -> None:
     """Apply every migration (safe to run again)."""
     from app.migrate import upgrade
 
-    settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings = _settings()
     upgrade(settings.resolved_database_url)
     typer.echo("Database is up to date.")
 
@@ -152,8 +160,6 @@ def record_add(
     ] = None,
 ) -> None:
     """Import one agency record into a young person's vault. Prints JSON with the id."""
-    from pydantic import ValidationError
-
     from vault import repository as repo
     from vault import service
     from vault.schemas import RecordCreate
@@ -168,14 +174,19 @@ def record_add(
             when = datetime.fromisoformat(occurred_at)
         except ValueError:
             _fail("--occurred-at must be an ISO 8601 date and time")
-        if when is not None and when.tzinfo is None:
+        if when.tzinfo is None:
             _fail("--occurred-at needs a time zone, e.g. 2026-03-01T10:00:00+00:00")
     try:
         data = RecordCreate(
-            agency=agency, author_name=author_name, author_role=author_role,
-            category=category, shanarri=shanarri or [], title=title, body=body,
+            agency=agency,
+            author_name=author_name,
+            author_role=author_role,
+            category=category,
+            shanarri=shanarri or [],
+            title=title,
+            body=body,
             occurred_at=when,
-        )  # fmt: skip
+        )
     except ValidationError as exc:
         _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     services = _services()
@@ -184,7 +195,6 @@ def record_add(
             person = repo.get_young_person_by_username(session, young_person.strip().lower())
             if person is None:
                 _fail(f"no young person with the username {young_person!r}")
-            assert person is not None
             vault = service.vault_of(session, person)
             record = service.add_record(session, services.vault, Actor.operator(), vault, data)
     except StorykeepError as exc:
@@ -201,9 +211,14 @@ def keys_rotate() -> None:
         for session in unit_of_work(services.engine):
             count = services.keyring.rewrap_all(session)
             audit.append(
-                session, services.keys, audit.OPERATOR_CHAIN, Actor.operator(), "keys:rotated",
-                object_type="kek", object_id=str(version),
-            )  # fmt: skip
+                session,
+                services.keys,
+                audit.OPERATOR_CHAIN,
+                Actor.operator(),
+                "keys:rotated",
+                object_type="kek",
+                object_id=str(version),
+            )
     except StorykeepError as exc:
         _fail(exc.message)
     _print_json({"kek_version": version, "rewrapped": count})

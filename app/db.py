@@ -8,6 +8,7 @@ psycopg 3 with ``synchronous_commit=on``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private_file(Path(database))
         engine = create_engine(
             url, connect_args={"check_same_thread": False}, hide_parameters=True, **kwargs
         )
@@ -36,6 +37,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         connect_args={"options": "-c synchronous_commit=on"},
         **kwargs,
     )
+
+
+def _create_private_file(path: Path) -> None:
+    """The database holds metadata about children: owner-only, like the key file.
+    SQLite gives its -wal and -shm files the same mode as the database file."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -57,7 +57,6 @@ def status_for(exc: StorykeepError) -> tuple[int, str]:
     return 400, "bad_request"
 
 
-
 def _is_page(request: Request) -> bool:
     path = request.url.path
     return not (path.startswith("/api/") or path in {"/healthz", "/openapi.json"})
@@ -71,10 +70,14 @@ def _page(request: Request, status: int, message: str) -> Response:
 
 
 async def handle_domain_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StorykeepError)
+    if not isinstance(exc, StorykeepError):  # registered for this type only
+        raise exc
     status, code = status_for(exc)
+    message = exc.message
     if isinstance(exc, IntegrityFailure | KeyUnavailable):
-        log.error("%s on %s %s", type(exc).__name__, request.method, request.url.path)
+        # The specific reason (which key, which file) is for the operator, not the client.
+        log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
+        message = type(exc).message
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
     if _is_page(request):
         if isinstance(exc, NotSignedIn | AuthenticationFailed) and request.url.path != "/signin":
@@ -82,17 +85,21 @@ async def handle_domain_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, StepUpRequired):
             target = quote(request.url.path, safe="/")
             return RedirectResponse(f"/signin?again=1&next={target}", status_code=303)
-        response = _page(request, status, exc.message)
+        response = _page(request, status, message)
         if headers:
             response.headers.update(headers)
         return response
-    return JSONResponse({"error": code, "detail": exc.message}, status_code=status, headers=headers)
+    return JSONResponse({"error": code, "detail": message}, status_code=status, headers=headers)
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):
+        raise exc
     fields = [
-        {"field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"), "problem": err["msg"]}
+        {
+            "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
+            "problem": err["msg"],
+        }
         for err in exc.errors()
     ]
     detail = "; ".join(f"{f['field'] or 'body'}: {f['problem']}" for f in fields)
@@ -104,7 +111,8 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def handle_http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):
+        raise exc
     message = {404: "We could not find that page.", 405: "That is not allowed here."}.get(
         exc.status_code, str(exc.detail)
     )

@@ -38,9 +38,7 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"server"
-                ]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
                 present = {k.lower() for k, _ in headers}
                 headers += [h for h in SECURITY_HEADERS if h[0] not in present]
                 if not is_static and b"cache-control" not in present:
@@ -130,7 +128,10 @@ class UnexpectedErrorMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:  # noqa: BLE001 - last line of defence, by design
-            self.log.error("unexpected %s on %s %s", type(exc).__name__, scope["method"], scope["path"])  # noqa: E501
+            # Deliberately no traceback: traces can quote SQL parameters or content.
+            self.log.error(  # noqa: TRY400
+                "unexpected %s on %s %s", type(exc).__name__, scope["method"], scope["path"]
+            )
             if started:
                 return
             body = b'{"error":"server_error","detail":"Something went wrong on our side. Nothing was changed."}'  # noqa: E501

@@ -52,7 +52,6 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(default=50, ge=1)
 
     max_photo_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
-    max_text_chars: int = Field(default=20_000, ge=100)
     # Hard cap on any request body, enforced while the body streams in.
     max_request_bytes: int = Field(default=6 * 1024 * 1024, ge=1024)
 

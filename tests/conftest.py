@@ -28,7 +28,7 @@ from app.settings import Settings
 
 PG_URL = os.environ.get("STORYKEEP_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
-PASSWORD = "correct horse battery"  # noqa: S105
+PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="session")

@@ -17,20 +17,31 @@ from tests.conftest import run_sql, sign_in
 def storykeep(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
-        env=env, input=stdin, capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
 
 
 @pytest.fixture
 def body_file(tmp_path: Path) -> Path:
     path = tmp_path / "record.txt"
-    path.write_text("Robin chose the colour for the new bedroom.\nEveryone agreed.", encoding="utf-8")
+    path.write_text(
+        "Robin chose the colour for the new bedroom.\nEveryone agreed.", encoding="utf-8"
+    )
     return path
 
 
 class TestYoungPersonAdd:
-    def test_adds_and_prints_json(self, env: dict[str, str], client: TestClient, services: Services) -> None:
-        result = storykeep(env, "young-person", "add", "Robin", "--password-stdin", stdin="a long password\n")
+    def test_adds_and_prints_json(
+        self, env: dict[str, str], client: TestClient, services: Services
+    ) -> None:
+        result = storykeep(
+            env, "young-person", "add", "Robin", "--password-stdin", stdin="a long password\n"
+        )
         assert result.returncode == 0, result.stderr
         created = json.loads(result.stdout)
         assert created["username"] == "robin" and len(created["id"]) == 32
@@ -39,8 +50,15 @@ class TestYoungPersonAdd:
         assert actions == ["vault:created"]
 
     def test_duplicate_and_bad_input(self, env: dict[str, str], services: Services) -> None:
-        assert storykeep(env, "young-person", "add", "robin", "--password-stdin", stdin="password1\n").returncode == 0
-        again = storykeep(env, "young-person", "add", "robin", "--password-stdin", stdin="password2\n")
+        assert (
+            storykeep(
+                env, "young-person", "add", "robin", "--password-stdin", stdin="password1\n"
+            ).returncode
+            == 0
+        )
+        again = storykeep(
+            env, "young-person", "add", "robin", "--password-stdin", stdin="password2\n"
+        )
         assert again.returncode == 1 and "taken" in again.stderr and "Traceback" not in again.stderr
         short = storykeep(env, "young-person", "add", "sam", "--password-stdin", stdin="short\n")
         assert short.returncode == 1 and "at least 8" in short.stderr
@@ -53,13 +71,30 @@ class TestRecordAdd:
     def test_imports_a_record(
         self, env: dict[str, str], client: TestClient, services: Services, body_file: Path
     ) -> None:
-        storykeep(env, "young-person", "add", "robin", "--password-stdin", stdin="a long password\n")
+        storykeep(
+            env, "young-person", "add", "robin", "--password-stdin", stdin="a long password\n"
+        )
         result = storykeep(
-            env, "record", "add", "--young-person", "robin", "--agency", "Example Council",
-            "--category", "care_plan", "--title", "Bedroom plan", "--body-file", str(body_file),
-            "--shanarri", "nurtured", "--shanarri", "respected",
-            "--occurred-at", "2026-03-01T10:00:00+00:00",
-        )  # fmt: skip
+            env,
+            "record",
+            "add",
+            "--young-person",
+            "robin",
+            "--agency",
+            "Example Council",
+            "--category",
+            "care_plan",
+            "--title",
+            "Bedroom plan",
+            "--body-file",
+            str(body_file),
+            "--shanarri",
+            "nurtured",
+            "--shanarri",
+            "respected",
+            "--occurred-at",
+            "2026-03-01T10:00:00+00:00",
+        )
         assert result.returncode == 0, result.stderr
         record_id = json.loads(result.stdout)["id"]
         sign_in(client, "robin", "a long password")
@@ -81,11 +116,23 @@ class TestRecordAdd:
         ],
     )
     def test_bad_input_changes_nothing(
-        self, env: dict[str, str], services: Services, body_file: Path, args: list[str], message: str
+        self,
+        env: dict[str, str],
+        services: Services,
+        body_file: Path,
+        args: list[str],
+        message: str,
     ) -> None:
-        storykeep(env, "young-person", "add", "robin", "--password-stdin", stdin="a long password\n")
-        base = {"--young-person": "robin", "--agency": "Example Council", "--category": "health",
-                "--title": "A title", "--body-file": str(body_file)}  # fmt: skip
+        storykeep(
+            env, "young-person", "add", "robin", "--password-stdin", stdin="a long password\n"
+        )
+        base = {
+            "--young-person": "robin",
+            "--agency": "Example Council",
+            "--category": "health",
+            "--title": "A title",
+            "--body-file": str(body_file),
+        }
         options = dict(zip(args[::2], args[1::2], strict=True))
         merged = [item for pair in ({**base, **options}).items() for item in pair]
         result = storykeep(env, "record", "add", *merged)
@@ -100,7 +147,9 @@ class TestOtherCommands:
         assert first.returncode == 0, first.stderr
         assert storykeep(env, "db", "check").returncode == 0
 
-    def test_demo_is_fresh_each_time(self, env: dict[str, str], client: TestClient, services: Services) -> None:
+    def test_demo_is_fresh_each_time(
+        self, env: dict[str, str], client: TestClient, services: Services
+    ) -> None:
         first = storykeep(env, "demo")
         assert first.returncode == 0, first.stderr
         assert "username: sky" in first.stdout and "password: demo-password" in first.stdout

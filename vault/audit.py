@@ -72,7 +72,8 @@ def _locked_head(session: Session, keys: KeyProvider, chain: str) -> AuditHead:
     except IntegrityError:
         pass  # another transaction created it first; lock theirs below
     head = repo.lock_audit_head(session, chain)
-    assert head is not None
+    if head is None:  # created just above or by a concurrent transaction
+        raise RuntimeError(f"audit head for chain {chain} disappeared")
     return head
 
 
@@ -130,7 +131,5 @@ def verify_all(session: Session, keys: KeyProvider) -> Iterable[ChainReport]:
     for chain in repo.audit_chains(session):
         events = [event_fields(e) for e in repo.audit_events_in_order(session, chain)]
         head = repo.get_audit_head(session, chain)
-        problem = chainlib.verify_chain(
-            chain, events, head_fields(head) if head else None, pem
-        )
+        problem = chainlib.verify_chain(chain, events, head_fields(head) if head else None, pem)
         yield ChainReport(chain=chain, entries=len(events), problem=problem)

@@ -16,7 +16,12 @@ import hashlib
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 # Fields covered by an entry's hash, in this order. Never add content here.
 HASHED_FIELDS = (
@@ -68,7 +73,7 @@ class Problem:
         return f"{where}: {self.kind}: {self.detail}"
 
 
-def verify_chain(
+def verify_chain(  # noqa: PLR0911 - one early return per kind of tampering reads best
     chain: str,
     events: list[dict[str, Any]],
     head: dict[str, Any] | None,
@@ -79,10 +84,6 @@ def verify_chain(
     ``events`` are dicts with the hashed fields plus ``seq``, ``id``, ``prev_hash`` and
     ``entry_hash``, sorted by ``seq``.
     """
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
     by_prev = {e["prev_hash"]: e for e in events}
     expected_prev = genesis_hash(chain)
     expected_seq = 1
@@ -139,10 +140,8 @@ def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print("usage: python verify.py audit.json public_key.pem", file=sys.stderr)
         return 2
-    with open(argv[1], encoding="utf-8") as f:
-        doc = json.load(f)
-    with open(argv[2], "rb") as f:
-        pem = f.read()
+    doc = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
+    pem = Path(argv[2]).read_bytes()
     problem = verify_chain(doc["chain"], doc["events"], doc["head"], pem)
     if problem is not None:
         print(f"NOT INTACT: {problem}")

@@ -28,7 +28,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> Any:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> Any:  # noqa: ARG002
         if value is None:
             return None
         if value.tzinfo is None:

@@ -1,16 +1,16 @@
 """Errors raised by the vault and, through the shared base, by every Storykeep domain.
 
-    StorykeepError            one base, mapped to HTTP responses in app/exception_handlers.py
-    ├── NotFound              unknown id, or an id that is not yours (never tells which)
-    ├── InvalidInput          malformed or out-of-range input; nothing was changed
-    ├── PayloadTooLarge       a body or upload over its bound (checked while streaming)
-    ├── UnsupportedMediaType  an upload whose bytes are not the type it claims
-    ├── AuthenticationFailed  wrong username or password (never says which)
-    ├── StepUpRequired        a sensitive action needs a fresh sign-in
-    ├── RateLimited           too many attempts; carries retry_after seconds
-    ├── Conflict              e.g. a username already taken
-    ├── IntegrityFailure      a ciphertext or audit entry failed its check: fail closed
-    └── KeyUnavailable        the key provider cannot be reached: fail with 503
+StorykeepError            one base, mapped to HTTP responses in app/exception_handlers.py
+├── NotFound              unknown id, or an id that is not yours (never tells which)
+├── InvalidInput          malformed or out-of-range input; nothing was changed
+├── PayloadTooLarge       a body or upload over its bound (checked while streaming)
+├── UnsupportedMediaType  an upload whose bytes are not the type it claims
+├── AuthenticationFailed  wrong username or password (never says which)
+├── StepUpRequired        a sensitive action needs a fresh sign-in
+├── RateLimited           too many attempts; carries retry_after seconds
+├── Conflict              e.g. a username already taken
+├── IntegrityFailure      a ciphertext or audit entry failed its check: fail closed
+└── KeyUnavailable        the key provider cannot be reached: fail with 503
 """
 
 from __future__ import annotations

@@ -22,9 +22,8 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 from sqlmodel import Session
 
-from vault import audit, chain
+from vault import audit, chain, service
 from vault import repository as repo
-from vault import service
 from vault.actors import Actor
 from vault.db_types import utcnow
 from vault.models import Vault, YoungPerson
@@ -59,7 +58,9 @@ _HTML = """<!doctype html>
 {% for e in story %}<article><h3>{{ e.title }}</h3>
 <p>{{ "Shared when I say yes" if e.shareable else "Private: only me" }} ·
 written {{ e.created_at }}</p>
-{% if e.photo %}<p><img src="{{ e.photo }}" alt="Photo for {{ e.title }}" width="320"></p>{% endif %}
+{% if e.photo %}
+<p><img src="{{ e.photo }}" alt="Photo for {{ e.title }}" width="320"></p>
+{% endif %}
 <p>{{ e.body }}</p></article>
 {% else %}<p>No story entries.</p>{% endfor %}
 <h2>Records about me</h2>
@@ -67,7 +68,9 @@ written {{ e.created_at }}</p>
 <p>{{ r.agency }}, {{ r.author_name }} ({{ r.author_role }}) ·
 {{ labels.get(r.category, r.category) }} · {{ r.occurred_at }}</p>
 <p>{{ r.body }}</p>
-{% for n in r.notes %}<blockquote><p>My view ({{ n.created_at }}): {{ n.body }}</p></blockquote>{% endfor %}
+{% for n in r.notes %}
+<blockquote><p>My view ({{ n.created_at }}): {{ n.body }}</p></blockquote>
+{% endfor %}
 </article>{% else %}<p>No records.</p>{% endfor %}
 <h2>Who has done what</h2>
 <ol>{% for ev in audit_events %}<li>{{ ev.occurred_at }}: {{ ev.description }}</li>{% endfor %}</ol>
@@ -86,9 +89,14 @@ def build(
 ) -> bytes:
     """Build the zip. The export itself is logged first, so it appears in its own log."""
     audit.append(
-        session, services.keyring.provider, vault.id.hex, actor, "vault:exported",
-        object_type="vault", object_id=vault.id.hex,
-    )  # fmt: skip
+        session,
+        services.keyring.provider,
+        vault.id.hex,
+        actor,
+        "vault:exported",
+        object_type="vault",
+        object_id=vault.id.hex,
+    )
     scope = VaultScope.owner(vault.id)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -96,9 +104,9 @@ def build(
         for entry in service.list_entries(session, services, actor, scope):
             item = json.loads(entry.model_dump_json())
             if entry.has_photo:
-                content_type, data = service.get_photo(session, services, actor, scope, entry.id)
+                content_type, photo = service.get_photo(session, services, actor, scope, entry.id)
                 name = f"photos/{entry.id}.{PHOTO_EXT.get(content_type, 'bin')}"
-                zf.writestr(name, data)
+                zf.writestr(name, photo)
                 item["photo"] = name
             story.append(item)
         records = [
@@ -108,7 +116,7 @@ def build(
         events = list(repo.audit_events_in_order(session, vault.id.hex))
         head = repo.get_audit_head(session, vault.id.hex)
         exported_at = utcnow().isoformat()
-        data = {
+        everything = {
             "format": "storykeep-export/1",
             "exported_at": exported_at,
             "account": {"username": person.username, "created_at": person.created_at.isoformat()},
@@ -116,7 +124,7 @@ def build(
             "story": story,
             "records": records,
         }
-        zf.writestr("data.json", json.dumps(data, indent=2, ensure_ascii=False))
+        zf.writestr("data.json", json.dumps(everything, indent=2, ensure_ascii=False))
         zf.writestr(
             "audit/audit.json",
             json.dumps(

@@ -126,6 +126,7 @@ class LocalKeyFileProvider:
         self._keks: dict[int, bytes] = {}
         self._current = 0
         self._signing_key: Ed25519PrivateKey | None = None
+        self._loaded_mtime_ns = 0
 
     def __repr__(self) -> str:
         return f"LocalKeyFileProvider(key_file={str(self.key_file)!r})"
@@ -147,6 +148,7 @@ class LocalKeyFileProvider:
     def _load(self) -> None:
         check_key_file_permissions(self.key_file)
         try:
+            self._loaded_mtime_ns = self.key_file.stat().st_mtime_ns
             doc = json.loads(self.key_file.read_bytes())
             if doc.get("format") != KEY_FILE_FORMAT:
                 raise KeyUnavailable(f"Unknown key file format in {self.key_file}")
@@ -160,8 +162,22 @@ class LocalKeyFileProvider:
         if self._current not in self._keks:
             raise KeyUnavailable(f"The key file {self.key_file} names a missing KEK version")
 
+    def _reload_if_changed(self) -> None:
+        """Pick up a rotation that ``storykeep keys rotate`` made in another process."""
+        try:
+            changed = self.key_file.stat().st_mtime_ns != self._loaded_mtime_ns
+        except OSError as exc:
+            raise KeyUnavailable(f"The key file {self.key_file} cannot be read") from exc
+        if changed:
+            with self._lock:
+                self._load()
+
+    def _signer(self) -> Ed25519PrivateKey:
+        if self._signing_key is None:
+            raise KeyUnavailable("The key provider has not been loaded")
+        return self._signing_key
+
     def _save(self) -> None:
-        assert self._signing_key is not None
         doc = {
             "format": KEY_FILE_FORMAT,
             "kek": {
@@ -169,7 +185,7 @@ class LocalKeyFileProvider:
                 "versions": {str(v): _b64(k) for v, k in sorted(self._keks.items())},
             },
             "audit_signing_key": _b64(
-                self._signing_key.private_bytes(
+                self._signer().private_bytes(
                     serialization.Encoding.Raw,
                     serialization.PrivateFormat.Raw,
                     serialization.NoEncryption(),
@@ -177,6 +193,7 @@ class LocalKeyFileProvider:
             ),
         }
         _write_private(self.key_file, json.dumps(doc, indent=2).encode())
+        self._loaded_mtime_ns = self.key_file.stat().st_mtime_ns
 
     @contextlib.contextmanager
     def _store(self) -> Iterator[sqlite3.Connection]:
@@ -229,9 +246,12 @@ class LocalKeyFileProvider:
 
     # -- wrapping ---------------------------------------------------------------
     def current_kek_version(self) -> int:
+        self._reload_if_changed()
         return self._current
 
     def _wrapping_key(self, kek_version: int, vault_id: UUID) -> bytes:
+        if kek_version not in self._keks:
+            self._reload_if_changed()
         try:
             kek = self._keks[kek_version]
         except KeyError as exc:
@@ -249,7 +269,7 @@ class LocalKeyFileProvider:
         return b"storykeep/dk/v1|" + vault_id.bytes + key_id.bytes + kek_version.to_bytes(4)
 
     def wrap_data_key(self, vault_id: UUID, key_id: UUID, data_key: bytes) -> WrappedKey:
-        version = self._current
+        version = self.current_kek_version()
         nonce = secrets.token_bytes(NONCE_BYTES)
         sealed = AESGCM(self._wrapping_key(version, vault_id)).encrypt(
             nonce, data_key, self._wrap_aad(vault_id, key_id, version)
@@ -276,11 +296,13 @@ class LocalKeyFileProvider:
 
     # -- audit signing -----------------------------------------------------------
     def sign(self, message: bytes) -> bytes:
-        assert self._signing_key is not None, "load_or_create() first"
-        return self._signing_key.sign(message)
+        return self._signer().sign(message)
 
     def public_key_pem(self) -> bytes:
-        assert self._signing_key is not None, "load_or_create() first"
-        return self._signing_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        return (
+            self._signer()
+            .public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
         )

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, false, func
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -54,7 +54,7 @@ class VaultScope:
     def entries(self) -> SelectOfScalar[StoryEntry]:
         query = select(StoryEntry).where(StoryEntry.vault_id == self.vault_id)
         if not self.story:
-            return query.where(False)  # type: ignore[arg-type]
+            return query.where(false())
         if self.shareable_only:
             query = query.where(col(StoryEntry.shareable).is_(True))
         return query
@@ -83,9 +83,7 @@ def current_data_key(session: Session, vault_id: uuid.UUID) -> VaultDataKey | No
     ).first()
 
 
-def get_data_key(
-    session: Session, vault_id: uuid.UUID, key_id: uuid.UUID
-) -> VaultDataKey | None:
+def get_data_key(session: Session, vault_id: uuid.UUID, key_id: uuid.UUID) -> VaultDataKey | None:
     return session.exec(
         select(VaultDataKey).where(VaultDataKey.vault_id == vault_id, VaultDataKey.id == key_id)
     ).first()
@@ -111,7 +109,7 @@ def count_data_keys_by_kek(session: Session) -> dict[int, int]:
     rows = session.exec(
         select(VaultDataKey.kek_version, func.count()).group_by(col(VaultDataKey.kek_version))
     ).all()
-    return {version: count for version, count in rows}
+    return dict(rows)
 
 
 # -- content ------------------------------------------------------------------------------
@@ -161,15 +159,15 @@ def notes_for_record(session: Session, record: AgencyRecord) -> Sequence[ViewNot
 
 def delete_vault_content(session: Session, vault_id: uuid.UUID) -> None:
     """Erasure: remove every content row (children first, for databases without cascades)."""
-    for model in (ViewNote, StoryPhoto, StoryEntry, AgencyRecord):
-        session.exec(delete(model).where(model.vault_id == vault_id))  # type: ignore[attr-defined]
+    session.exec(delete(ViewNote).where(col(ViewNote.vault_id) == vault_id))
+    session.exec(delete(StoryPhoto).where(col(StoryPhoto.vault_id) == vault_id))
+    session.exec(delete(StoryEntry).where(col(StoryEntry.vault_id) == vault_id))
+    session.exec(delete(AgencyRecord).where(col(AgencyRecord.vault_id) == vault_id))
 
 
 # -- audit -----------------------------------------------------------------------------------
 def lock_audit_head(session: Session, chain: str) -> AuditHead | None:
-    return session.exec(
-        select(AuditHead).where(AuditHead.chain == chain).with_for_update()
-    ).first()
+    return session.exec(select(AuditHead).where(AuditHead.chain == chain).with_for_update()).first()
 
 
 def get_audit_head(session: Session, chain: str) -> AuditHead | None:

@@ -60,7 +60,7 @@ class VaultServices:
     keyring: Keyring
 
 
-# -- accounts ------------------------------------------------------------------------------
+# -- accounts ------------
 def normalise_username(username: str) -> str:
     return username.strip().lower()
 
@@ -99,9 +99,14 @@ def create_young_person(
     session.flush()
     services.keyring.create_vault_key(session, vault.id)
     audit.append(
-        session, services.keyring.provider, vault.id.hex, actor, "vault:created",
-        object_type="vault", object_id=vault.id.hex,
-    )  # fmt: skip
+        session,
+        services.keyring.provider,
+        vault.id.hex,
+        actor,
+        "vault:created",
+        object_type="vault",
+        object_id=vault.id.hex,
+    )
     return person, vault
 
 
@@ -113,13 +118,23 @@ def vault_of(session: Session, person: YoungPerson) -> Vault:
 
 
 def _log(
-    session: Session, services: VaultServices, vault_id: uuid.UUID, actor: Actor, action: str,
-    object_type: str, object_id: uuid.UUID,
-) -> AuditEvent:  # fmt: skip
+    session: Session,
+    services: VaultServices,
+    vault_id: uuid.UUID,
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: uuid.UUID,
+) -> AuditEvent:
     return audit.append(
-        session, services.keyring.provider, vault_id.hex, actor, action,
-        object_type=object_type, object_id=object_id.hex,
-    )  # fmt: skip
+        session,
+        services.keyring.provider,
+        vault_id.hex,
+        actor,
+        action,
+        object_type=object_type,
+        object_id=object_id.hex,
+    )
 
 
 def _is_owner(actor: Actor, vault: Vault) -> bool:
@@ -130,7 +145,23 @@ def _is_owner(actor: Actor, vault: Vault) -> bool:
     )
 
 
-# -- story entries ---------------------------------------------------------------------------
+def _log_read_unless_owner(
+    session: Session,
+    services: VaultServices,
+    actor: Actor,
+    vault_id: uuid.UUID,
+    action: str,
+    object_type: str,
+    object_id: uuid.UUID,
+) -> None:
+    """Every read by anyone other than the owner is logged; the owner's own reads are not
+    (they would bury "who has looked" under "you looked")."""
+    vault = session.get(Vault, vault_id)
+    if vault is None or not _is_owner(actor, vault):
+        _log(session, services, vault_id, actor, action, object_type, object_id)
+
+
+# -- story entries ------------
 def _entry_ctx(entry: StoryEntry, field: str) -> FieldContext:
     return FieldContext(entry.vault_id, "story_entry", entry.id, field, entry.version)
 
@@ -162,7 +193,9 @@ def _seal_entry(
 def create_entry(
     session: Session, services: VaultServices, actor: Actor, vault: Vault, data: EntryCreate
 ) -> EntryPublic:
-    entry = StoryEntry(vault_id=vault.id, shareable=data.shareable, title_sealed=b"", body_sealed=b"")
+    entry = StoryEntry(
+        vault_id=vault.id, shareable=data.shareable, title_sealed=b"", body_sealed=b""
+    )
     _seal_entry(session, services, entry, data.title, data.body)
     session.add(entry)
     session.flush()
@@ -174,10 +207,13 @@ def list_entries(
     session: Session, services: VaultServices, actor: Actor, scope: VaultScope
 ) -> list[EntryPublic]:
     with_photos = repo.entry_ids_with_photos(session, scope.vault_id)
-    return [
-        _entry_public(session, services, e, e.id in with_photos)
-        for e in repo.list_entries(session, scope)
-    ]
+    out = []
+    for entry in repo.list_entries(session, scope):
+        _log_read_unless_owner(
+            session, services, actor, scope.vault_id, "entry:read", "story_entry", entry.id
+        )
+        out.append(_entry_public(session, services, entry, entry.id in with_photos))
+    return out
 
 
 def _entry(session: Session, scope: VaultScope, entry_id: uuid.UUID) -> StoryEntry:
@@ -188,18 +224,28 @@ def _entry(session: Session, scope: VaultScope, entry_id: uuid.UUID) -> StoryEnt
 
 
 def get_entry(
-    session: Session, services: VaultServices, actor: Actor, scope: VaultScope,
+    session: Session,
+    services: VaultServices,
+    actor: Actor,
+    scope: VaultScope,
     entry_id: uuid.UUID,
-) -> EntryPublic:  # fmt: skip
+) -> EntryPublic:
     entry = _entry(session, scope, entry_id)
+    _log_read_unless_owner(
+        session, services, actor, scope.vault_id, "entry:read", "story_entry", entry.id
+    )
     has_photo = entry.id in repo.entry_ids_with_photos(session, scope.vault_id)
     return _entry_public(session, services, entry, has_photo)
 
 
 def update_entry(
-    session: Session, services: VaultServices, actor: Actor, vault: Vault,
-    entry_id: uuid.UUID, data: EntryUpdate,
-) -> EntryPublic:  # fmt: skip
+    session: Session,
+    services: VaultServices,
+    actor: Actor,
+    vault: Vault,
+    entry_id: uuid.UUID,
+    data: EntryUpdate,
+) -> EntryPublic:
     entry = _entry(session, VaultScope.owner(vault.id), entry_id)
     current = _entry_public(session, services, entry, has_photo=False)
     title = data.title if data.title is not None else current.title
@@ -211,9 +257,7 @@ def update_entry(
     if photo is not None and photo_bytes is not None:
         # The photo's associated data binds the entry version, so re-seal it too.
         photo.version = entry.version
-        photo.content_sealed = services.keyring.seal_bytes(
-            session, _photo_ctx(photo), photo_bytes
-        )
+        photo.content_sealed = services.keyring.seal_bytes(session, _photo_ctx(photo), photo_bytes)
         session.add(photo)
     if data.shareable is not None:
         entry.shareable = data.shareable
@@ -231,12 +275,13 @@ def delete_entry(
     photo = session.get(StoryPhoto, entry.id)
     if photo is not None:
         session.delete(photo)
+        session.flush()  # child first: the unit of work does not know this dependency
     session.delete(entry)
     session.flush()
     _log(session, services, vault.id, actor, "entry:deleted", "story_entry", entry_id)
 
 
-# -- photos -------------------------------------------------------------------------------------
+# -- photos ------------
 def _photo_ctx(photo: StoryPhoto) -> FieldContext:
     return FieldContext(photo.vault_id, "story_photo", photo.entry_id, "content", photo.version)
 
@@ -247,7 +292,7 @@ def _open_photo(session: Session, services: VaultServices, photo: StoryPhoto) ->
 
 def check_photo_type(content_type: str, data: bytes) -> str:
     """Accept only JPEG, PNG or WebP, and only if the bytes say so too."""
-    kind = content_type.split(";")[0].strip().lower()
+    kind = content_type.split(";", maxsplit=1)[0].strip().lower()
     signatures = PHOTO_SIGNATURES.get(kind)
     if signatures is None:
         raise UnsupportedMediaType("Photos must be JPEG, PNG or WebP.")
@@ -260,18 +305,27 @@ def check_photo_type(content_type: str, data: bytes) -> str:
 
 
 def set_photo(
-    session: Session, services: VaultServices, actor: Actor, vault: Vault,
-    entry_id: uuid.UUID, content_type: str, data: bytes,
-) -> None:  # fmt: skip
+    session: Session,
+    services: VaultServices,
+    actor: Actor,
+    vault: Vault,
+    entry_id: uuid.UUID,
+    content_type: str,
+    data: bytes,
+) -> None:
     """Attach or replace an entry's photo. The caller has already bounded ``data``."""
     entry = _entry(session, VaultScope.owner(vault.id), entry_id)
     if not data:
         raise InvalidInput("The photo is empty.")
     kind = check_photo_type(content_type, data)
     photo = session.get(StoryPhoto, entry.id) or StoryPhoto(
-        entry_id=entry.id, vault_id=vault.id, content_type=kind, size_bytes=0,
-        content_sealed=b"", version=entry.version,
-    )  # fmt: skip
+        entry_id=entry.id,
+        vault_id=vault.id,
+        content_type=kind,
+        size_bytes=0,
+        content_sealed=b"",
+        version=entry.version,
+    )
     photo.content_type, photo.size_bytes, photo.version = kind, len(data), entry.version
     photo.content_sealed = services.keyring.seal_bytes(session, _photo_ctx(photo), data)
     session.add(photo)
@@ -280,16 +334,22 @@ def set_photo(
 
 
 def get_photo(
-    session: Session, services: VaultServices, actor: Actor, scope: VaultScope,
+    session: Session,
+    services: VaultServices,
+    actor: Actor,
+    scope: VaultScope,
     entry_id: uuid.UUID,
-) -> tuple[str, bytes]:  # fmt: skip
+) -> tuple[str, bytes]:
     photo = repo.get_photo(session, scope, entry_id)
     if photo is None:
         raise NotFound("That entry has no photo.")
+    _log_read_unless_owner(
+        session, services, actor, scope.vault_id, "photo:read", "story_entry", entry_id
+    )
     return photo.content_type, _open_photo(session, services, photo)
 
 
-# -- agency records ---------------------------------------------------------------------------------
+# -- agency records ------------
 def _record_ctx(record: AgencyRecord, field: str) -> FieldContext:
     return FieldContext(record.vault_id, "agency_record", record.id, field, record.version)
 
@@ -309,11 +369,16 @@ def add_record(
     if unknown:
         raise InvalidInput(f"Unknown SHANARRI tag(s): {', '.join(unknown)}.")
     record = AgencyRecord(
-        vault_id=vault.id, agency=data.agency, author_name=data.author_name,
-        author_role=data.author_role, category=data.category,
-        shanarri=sorted(set(data.shanarri)), occurred_at=data.occurred_at or utcnow(),
-        title_sealed=b"", body_sealed=b"",
-    )  # fmt: skip
+        vault_id=vault.id,
+        agency=data.agency,
+        author_name=data.author_name,
+        author_role=data.author_role,
+        category=data.category,
+        shanarri=sorted(set(data.shanarri)),
+        occurred_at=data.occurred_at or utcnow(),
+        title_sealed=b"",
+        body_sealed=b"",
+    )
     ring = services.keyring
     record.title_sealed = ring.seal_text(session, _record_ctx(record, "title"), data.title)
     record.body_sealed = ring.seal_text(session, _record_ctx(record, "body"), data.body)
@@ -329,59 +394,72 @@ def _record_public(
     ring = services.keyring
     notes = repo.notes_for_record(session, record) if with_notes else ()
     return RecordPublic(
-        id=record.id, agency=record.agency, author_name=record.author_name,
-        author_role=record.author_role, category=record.category, shanarri=record.shanarri,
+        id=record.id,
+        agency=record.agency,
+        author_name=record.author_name,
+        author_role=record.author_role,
+        category=record.category,
+        shanarri=record.shanarri,
         title=ring.open_text(session, _record_ctx(record, "title"), record.title_sealed),
         body=ring.open_text(session, _record_ctx(record, "body"), record.body_sealed),
-        occurred_at=record.occurred_at, created_at=record.created_at, version=record.version,
+        occurred_at=record.occurred_at,
+        created_at=record.created_at,
+        version=record.version,
         notes=[
             NotePublic(
-                id=n.id, record_id=n.record_id, created_at=n.created_at,
+                id=n.id,
+                record_id=n.record_id,
+                created_at=n.created_at,
                 body=ring.open_text(session, _note_ctx(n), n.body_sealed),
             )
             for n in notes
         ],
-    )  # fmt: skip
-
-
-def _audit_read_if_not_owner(
-    session: Session, services: VaultServices, actor: Actor, vault_id: uuid.UUID,
-    record: AgencyRecord,
-) -> None:  # fmt: skip
-    vault = session.get(Vault, vault_id)
-    if vault is None or not _is_owner(actor, vault):
-        _log(session, services, vault_id, actor, "record:read", "agency_record", record.id)
+    )
 
 
 def list_records(
-    session: Session, services: VaultServices, actor: Actor, scope: VaultScope,
+    session: Session,
+    services: VaultServices,
+    actor: Actor,
+    scope: VaultScope,
     category: str | None = None,
-) -> list[RecordPublic]:  # fmt: skip
+) -> list[RecordPublic]:
     if category is not None and category not in RECORD_CATEGORIES:
         raise InvalidInput(f"Unknown category {category!r}.")
     records = repo.list_records(session, scope, category)
     out = []
     for record in records:
-        _audit_read_if_not_owner(session, services, actor, scope.vault_id, record)
+        _log_read_unless_owner(
+            session, services, actor, scope.vault_id, "record:read", "agency_record", record.id
+        )
         out.append(_record_public(session, services, record, with_notes=True))
     return out
 
 
 def get_record(
-    session: Session, services: VaultServices, actor: Actor, scope: VaultScope,
+    session: Session,
+    services: VaultServices,
+    actor: Actor,
+    scope: VaultScope,
     record_id: uuid.UUID,
-) -> RecordPublic:  # fmt: skip
+) -> RecordPublic:
     record = repo.get_record(session, scope, record_id)
     if record is None:
         raise NotFound("We could not find that record.")
-    _audit_read_if_not_owner(session, services, actor, scope.vault_id, record)
+    _log_read_unless_owner(
+        session, services, actor, scope.vault_id, "record:read", "agency_record", record.id
+    )
     return _record_public(session, services, record, with_notes=True)
 
 
 def add_note(
-    session: Session, services: VaultServices, actor: Actor, vault: Vault,
-    record_id: uuid.UUID, data: NoteCreate,
-) -> NotePublic:  # fmt: skip
+    session: Session,
+    services: VaultServices,
+    actor: Actor,
+    vault: Vault,
+    record_id: uuid.UUID,
+    data: NoteCreate,
+) -> NotePublic:
     record = repo.get_record(session, VaultScope.owner(vault.id), record_id)
     if record is None:
         raise NotFound("We could not find that record.")
@@ -390,12 +468,10 @@ def add_note(
     session.add(note)
     session.flush()
     _log(session, services, vault.id, actor, "note:added", "view_note", note.id)
-    return NotePublic(
-        id=note.id, record_id=record.id, body=data.body, created_at=note.created_at
-    )
+    return NotePublic(id=note.id, record_id=record.id, body=data.body, created_at=note.created_at)
 
 
-# -- audit trail ---------------------------------------------------------------------------------------
+# -- audit trail ------------
 ACTION_WORDS = {
     "vault:created": "made this vault",
     "vault:exported": "downloaded everything",
@@ -406,6 +482,9 @@ ACTION_WORDS = {
     "photo:added": "added a photo",
     "record:added": "added a record",
     "record:read": "read a record",
+    "entry:read": "read a story entry",
+    "photo:read": "looked at a photo",
+    "audit:read": "looked at this list",
     "note:added": "added their view to a record",
 }
 
@@ -416,6 +495,8 @@ def describe(event: AuditEvent) -> str:
     if event.agency and event.actor_type != "young_person":
         who = f"{who} ({event.agency})"
     what = ACTION_WORDS.get(event.action, event.action.replace(":", " "))
+    if event.actor_type == "young_person":
+        what = what.replace("their view", "your view")
     text = f"{who} {what}"
     if event.purpose:
         text += f", for: {event.purpose.replace('_', ' ')}"
@@ -423,30 +504,43 @@ def describe(event: AuditEvent) -> str:
 
 
 def audit_trail(
-    session: Session, actor: Actor, vault: Vault, before: int | None, limit: int
+    session: Session,
+    services: VaultServices,
+    actor: Actor,
+    vault: Vault,
+    before: int | None,
+    limit: int,
 ) -> AuditPage:
     if not 1 <= limit <= 200:
         raise InvalidInput("limit must be between 1 and 200.")
     if before is not None and before < 1:
         raise InvalidInput("before must be a positive sequence number.")
+    _log_read_unless_owner(session, services, actor, vault.id, "audit:read", "vault", vault.id)
     events = repo.audit_page(session, vault.id.hex, before, limit + 1)
     more = len(events) > limit
     events = events[:limit]
     return AuditPage(
         events=[
             AuditEventPublic(
-                seq=e.seq, occurred_at=e.occurred_at, action=e.action,
-                actor_type=e.actor_type, actor_label=e.actor_label, agency=e.agency,
-                purpose=e.purpose, grant_id=e.grant_id, object_type=e.object_type,
-                object_id=e.object_id, description=describe(e),
+                seq=e.seq,
+                occurred_at=e.occurred_at,
+                action=e.action,
+                actor_type=e.actor_type,
+                actor_label=e.actor_label,
+                agency=e.agency,
+                purpose=e.purpose,
+                grant_id=e.grant_id,
+                object_type=e.object_type,
+                object_id=e.object_id,
+                description=describe(e),
             )
             for e in events
         ],
         next_before=events[-1].seq if more and events else None,
-    )  # fmt: skip
+    )
 
 
-# -- erasure ---------------------------------------------------------------------------------------------
+# -- erasure ------------
 def erase(
     session: Session, services: VaultServices, actor: Actor, person: YoungPerson
 ) -> uuid.UUID:

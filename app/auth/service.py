@@ -72,8 +72,10 @@ def _throttle_row(session: Session, settings: Settings, key: str, now: datetime)
             with session.begin_nested():
                 session.add(row)
         except IntegrityError:
-            row = repo.lock_throttle(session, key)  # type: ignore[assignment]
-            assert row is not None
+            locked = repo.lock_throttle(session, key)
+            if locked is None:  # inserted by a concurrent request, so it must exist now
+                raise RuntimeError("sign-in throttle row disappeared") from None
+            row = locked
     if now - row.window_started_at >= timedelta(minutes=settings.login_window_minutes):
         row.window_started_at, row.failures = now, 0
     return row
@@ -81,11 +83,15 @@ def _throttle_row(session: Session, settings: Settings, key: str, now: datetime)
 
 def _throttle_keys(settings: Settings, username: str, address: str) -> list[tuple[str, int]]:
     return [
-        (_keyed_hash(settings, "throttle-account", username),
-         settings.login_max_failures_per_account),
-        (_keyed_hash(settings, "throttle-address", address),
-         settings.login_max_failures_per_address),
-    ]  # fmt: skip
+        (
+            _keyed_hash(settings, "throttle-account", username),
+            settings.login_max_failures_per_account,
+        ),
+        (
+            _keyed_hash(settings, "throttle-address", address),
+            settings.login_max_failures_per_address,
+        ),
+    ]
 
 
 def check_throttle(session: Session, settings: Settings, username: str, address: str) -> None:
@@ -202,12 +208,17 @@ def new_presession() -> str:
 
 
 def reauthenticate(
-    session: Session, settings: Settings, web_session: WebSession, person: YoungPerson,
+    session: Session,
+    settings: Settings,
+    web_session: WebSession,
+    person: YoungPerson,
     password: str,
-) -> None:  # fmt: skip
-    """Step-up: check the password again and refresh ``authenticated_at``."""
-    check_throttle(session, settings, person.username, "step-up")
+    address: str,
+) -> None:
+    """Step-up: check the password again (throttled like sign-in) and refresh
+    ``authenticated_at``. Used before export and erasure."""
+    check_throttle(session, settings, person.username, address)
     if not verify_password(person, password):
-        _record_failure(session, settings, person.username, "step-up")
+        _record_failure(session, settings, person.username, address)
         raise SignInFailed()
     mark_reauthenticated(session, web_session)

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.auth import service as auth
-from app.deps import SESSION_COOKIE, ApiUser, DbSession, ServicesDep, client_address
+from app.deps import ApiUser, DbSession, ServicesDep, client_address
 from app.schemas import AccountPublic, Credentials, PasswordConfirm, SessionPublic
 from app.uploads import bounded_body
 from app.web_session import clear_session_cookie, set_session_cookie
@@ -58,9 +58,18 @@ def sign_in(
 
 
 @router.post("/me/session/step-up")
-def step_up(body: PasswordConfirm, user: ApiUser, db: DbSession, services: ServicesDep) -> SessionPublic:
+def step_up(
+    body: PasswordConfirm, request: Request, user: ApiUser, db: DbSession, services: ServicesDep
+) -> SessionPublic:
     """Enter the password again before exporting or deleting (SECURITY.md step-up)."""
-    auth.reauthenticate(db, services.settings, user.web_session, user.person, body.password)
+    auth.reauthenticate(
+        db,
+        services.settings,
+        user.web_session,
+        user.person,
+        body.password,
+        client_address(request),
+    )
     return SessionPublic(csrf_token=user.csrf_token, expires_at=user.web_session.expires_at)
 
 
@@ -82,12 +91,14 @@ def erase_account(user: ApiUser, db: DbSession, services: ServicesDep, response:
     """Delete the account and crypto-shred the vault. Needs a recent sign-in."""
     auth.require_recent_sign_in(services.settings, user.web_session)
     service.erase(db, services.vault, user.actor, user.person)
-    response.delete_cookie(SESSION_COOKIE)
+    clear_session_cookie(response)
 
 
-# -- story ------------------------------------------------------------------------------------
+# -- story ------------
 @router.post("/me/entries", status_code=status.HTTP_201_CREATED)
-def create_entry(body: EntryCreate, user: ApiUser, db: DbSession, services: ServicesDep) -> EntryPublic:
+def create_entry(
+    body: EntryCreate, user: ApiUser, db: DbSession, services: ServicesDep
+) -> EntryPublic:
     return service.create_entry(db, services.vault, user.actor, user.vault, body)
 
 
@@ -97,8 +108,12 @@ def list_entries(user: ApiUser, db: DbSession, services: ServicesDep) -> list[En
 
 
 @router.get("/me/entries/{entry_id}")
-def get_entry(entry_id: uuid.UUID, user: ApiUser, db: DbSession, services: ServicesDep) -> EntryPublic:
-    return service.get_entry(db, services.vault, user.actor, VaultScope.owner(user.vault.id), entry_id)
+def get_entry(
+    entry_id: uuid.UUID, user: ApiUser, db: DbSession, services: ServicesDep
+) -> EntryPublic:
+    return service.get_entry(
+        db, services.vault, user.actor, VaultScope.owner(user.vault.id), entry_id
+    )
 
 
 @router.patch("/me/entries/{entry_id}")
@@ -135,7 +150,7 @@ def get_photo(entry_id: uuid.UUID, user: ApiUser, db: DbSession, services: Servi
     return Response(content=data, media_type=content_type)
 
 
-# -- records about me -------------------------------------------------------------------------------
+# -- records about me ------------
 @router.get("/me/records")
 def list_records(
     user: ApiUser, db: DbSession, services: ServicesDep, category: str | None = None
@@ -146,8 +161,12 @@ def list_records(
 
 
 @router.get("/me/records/{record_id}")
-def get_record(record_id: uuid.UUID, user: ApiUser, db: DbSession, services: ServicesDep) -> RecordPublic:
-    return service.get_record(db, services.vault, user.actor, VaultScope.owner(user.vault.id), record_id)
+def get_record(
+    record_id: uuid.UUID, user: ApiUser, db: DbSession, services: ServicesDep
+) -> RecordPublic:
+    return service.get_record(
+        db, services.vault, user.actor, VaultScope.owner(user.vault.id), record_id
+    )
 
 
 @router.post("/me/records/{record_id}/notes", status_code=status.HTTP_201_CREATED)
@@ -157,15 +176,16 @@ def add_note(
     return service.add_note(db, services.vault, user.actor, user.vault, record_id, body)
 
 
-# -- audit and export ----------------------------------------------------------------------------------
+# -- audit and export ------------
 @router.get("/me/audit")
 def audit_trail(
     user: ApiUser,
     db: DbSession,
+    services: ServicesDep,
     before: Annotated[int | None, Query(ge=1, description="seq cursor from next_before")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AuditPage:
-    return service.audit_trail(db, user.actor, user.vault, before, limit)
+    return service.audit_trail(db, services.vault, user.actor, user.vault, before, limit)
 
 
 @router.get("/me/export", response_class=Response)

@@ -63,9 +63,13 @@ def _presession_form(
 ) -> HTMLResponse:
     presession = request.cookies.get(PRESESSION_COOKIE) or auth.new_presession()
     response = _render(
-        request, name, None, status_code,
-        form_csrf=auth.csrf_token_for_presession(services.settings, presession), **ctx,
-    )  # fmt: skip
+        request,
+        name,
+        None,
+        status_code,
+        form_csrf=auth.csrf_token_for_presession(services.settings, presession),
+        **ctx,
+    )
     response.set_cookie(
         PRESESSION_COOKIE, presession, max_age=3600, secure=True, httponly=True, samesite="lax"
     )
@@ -89,7 +93,7 @@ async def _photo_bytes(photo: OptionalPhoto, limit: int) -> tuple[str, bytes] | 
     return photo.content_type or "", data
 
 
-# -- signing in, up and out --------------------------------------------------------------------
+# -- signing in, up and out ------------
 @router.get("/")
 def home(request: Request) -> RedirectResponse:
     target = "/story" if request.cookies.get(SESSION_COOKIE) else "/signin"
@@ -125,9 +129,15 @@ def signin(
         # Re-show the form; returning (not raising) keeps the throttle count committed.
         status_code = 429 if isinstance(exc, RateLimited) else 401
         return _presession_form(
-            request, services, "signin.html", status_code,
-            error=exc.message, next=_safe_next(next), username=username[:40], again=False,
-        )  # fmt: skip
+            request,
+            services,
+            "signin.html",
+            status_code,
+            error=exc.message,
+            next=_safe_next(next),
+            username=username[:40],
+            again=False,
+        )
     response = RedirectResponse(_safe_next(next), status_code=303)
     set_session_cookie(response, services.settings, signed_in.token)
     response.delete_cookie(PRESESSION_COOKIE)
@@ -173,9 +183,11 @@ def signout(user: PageUser, db: DbSession) -> Response:
     return response
 
 
-# -- my story ---------------------------------------------------------------------------------------
+# -- my story ------------
 @router.get("/story")
-def story_page(request: Request, user: PageUser, db: DbSession, services: ServicesDep) -> HTMLResponse:
+def story_page(
+    request: Request, user: PageUser, db: DbSession, services: ServicesDep
+) -> HTMLResponse:
     entries = service.list_entries(db, services.vault, user.actor, VaultScope.owner(user.vault.id))
     return _render(request, "story.html", user, entries=entries)
 
@@ -192,16 +204,17 @@ async def story_create(
 ) -> Response:
     data = EntryCreate(title=title, body=body, shareable=shareable == "yes")
     upload = await _photo_bytes(photo, services.settings.max_photo_bytes)
-    entry_id = await run_in_threadpool(
-        _create_entry_with_photo, db, services, user, data, upload
-    )
+    entry_id = await run_in_threadpool(_create_entry_with_photo, db, services, user, data, upload)
     return RedirectResponse(f"/story/{entry_id}", status_code=303)
 
 
 def _create_entry_with_photo(
-    db: Session, services: Services, user: SignedInPerson, data: EntryCreate,
+    db: Session,
+    services: Services,
+    user: SignedInPerson,
+    data: EntryCreate,
     upload: tuple[str, bytes] | None,
-) -> uuid.UUID:  # fmt: skip
+) -> uuid.UUID:
     entry = service.create_entry(db, services.vault, user.actor, user.vault, data)
     if upload is not None:
         service.set_photo(db, services.vault, user.actor, user.vault, entry.id, *upload)
@@ -209,9 +222,13 @@ def _create_entry_with_photo(
 
 
 def _update_entry_with_photo(
-    db: Session, services: Services, user: SignedInPerson, entry_id: uuid.UUID, data: EntryUpdate,
+    db: Session,
+    services: Services,
+    user: SignedInPerson,
+    entry_id: uuid.UUID,
+    data: EntryUpdate,
     upload: tuple[str, bytes] | None,
-) -> uuid.UUID:  # fmt: skip
+) -> uuid.UUID:
     service.update_entry(db, services.vault, user.actor, user.vault, entry_id, data)
     if upload is not None:
         service.set_photo(db, services.vault, user.actor, user.vault, entry_id, *upload)
@@ -222,7 +239,9 @@ def _update_entry_with_photo(
 def entry_page(
     request: Request, entry_id: uuid.UUID, user: PageUser, db: DbSession, services: ServicesDep
 ) -> HTMLResponse:
-    entry = service.get_entry(db, services.vault, user.actor, VaultScope.owner(user.vault.id), entry_id)
+    entry = service.get_entry(
+        db, services.vault, user.actor, VaultScope.owner(user.vault.id), entry_id
+    )
     return _render(request, "entry.html", user, entry=entry)
 
 
@@ -244,22 +263,28 @@ async def entry_update(
 
 
 @router.post("/story/{entry_id}/delete")
-def entry_delete(entry_id: uuid.UUID, user: PageUser, db: DbSession, services: ServicesDep) -> Response:
+def entry_delete(
+    entry_id: uuid.UUID, user: PageUser, db: DbSession, services: ServicesDep
+) -> Response:
     service.delete_entry(db, services.vault, user.actor, user.vault, entry_id)
     return RedirectResponse("/story", status_code=303)
 
 
 @router.get("/story/{entry_id}/photo")
-def entry_photo(entry_id: uuid.UUID, user: PageUser, db: DbSession, services: ServicesDep) -> Response:
+def entry_photo(
+    entry_id: uuid.UUID, user: PageUser, db: DbSession, services: ServicesDep
+) -> Response:
     content_type, data = service.get_photo(
         db, services.vault, user.actor, VaultScope.owner(user.vault.id), entry_id
     )
     return Response(content=data, media_type=content_type)
 
 
-# -- records about me -----------------------------------------------------------------------------------
+# -- records about me ------------
 @router.get("/records")
-def records_page(request: Request, user: PageUser, db: DbSession, services: ServicesDep) -> HTMLResponse:
+def records_page(
+    request: Request, user: PageUser, db: DbSession, services: ServicesDep
+) -> HTMLResponse:
     records = service.list_records(db, services.vault, user.actor, VaultScope.owner(user.vault.id))
     return _render(request, "records.html", user, records=records, labels=CATEGORY_LABELS)
 
@@ -286,15 +311,16 @@ def record_note(
     return RedirectResponse(f"/records/{record_id}", status_code=303)
 
 
-# -- audit and account ------------------------------------------------------------------------------------
+# -- audit and account ------------
 @router.get("/audit")
 def audit_page(
     request: Request,
     user: PageUser,
     db: DbSession,
+    services: ServicesDep,
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> HTMLResponse:
-    page = service.audit_trail(db, user.actor, user.vault, before, 50)
+    page = service.audit_trail(db, services.vault, user.actor, user.vault, before, 50)
     return _render(request, "audit.html", user, page=page)
 
 
@@ -323,11 +349,24 @@ def account_delete(
     services: ServicesDep,
     password: Annotated[str, Form(max_length=1024)],
 ) -> Response:
-    if not auth.verify_password(user.person, password):
+    try:
+        auth.reauthenticate(
+            db,
+            services.settings,
+            user.web_session,
+            user.person,
+            password,
+            client_address(request),
+        )
+    except (auth.SignInFailed, RateLimited) as exc:
+        # Returned, not raised, so the failed try still counts towards the throttle.
         return _render(
-            request, "account.html", user, 401,
-            notice="That password is not right, so nothing was deleted.",
-        )  # fmt: skip
+            request,
+            "account.html",
+            user,
+            429 if isinstance(exc, RateLimited) else 401,
+            notice=f"{exc.message} Nothing was deleted.",
+        )
     service.erase(db, services.vault, user.actor, user.person)
     response = RedirectResponse("/signin", status_code=303)
     clear_session_cookie(response)

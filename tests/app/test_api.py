@@ -22,13 +22,17 @@ def tiny_png() -> bytes:
     """A real 1x1 PNG, built here so the test ships no binary files."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
     return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
-    )  # fmt: skip
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
 
 
 def entry(client: TestClient, csrf: str, **fields: object) -> dict[str, object]:
@@ -39,7 +43,7 @@ def entry(client: TestClient, csrf: str, **fields: object) -> dict[str, object]:
 
 
 def count(services: Services, table: str) -> int:
-    return int(run_sql(services, f"SELECT count(*) FROM {table}")[0][0])  # noqa: S608
+    return int(run_sql(services, f"SELECT count(*) FROM {table}")[0][0])
 
 
 class TestSignUpAndIn:
@@ -62,7 +66,9 @@ class TestSignUpAndIn:
     def test_bad_credentials_rejected_and_nothing_made(
         self, client: TestClient, services: Services, username: str, password: str
     ) -> None:
-        response = client.post("/api/v1/accounts", json={"username": username, "password": password})
+        response = client.post(
+            "/api/v1/accounts", json={"username": username, "password": password}
+        )
         assert response.status_code == 422
         assert response.json()["error"] == "invalid_input"
         assert count(services, "young_person") == 0
@@ -80,8 +86,12 @@ class TestSignUpAndIn:
     def test_wrong_password_and_unknown_user_look_the_same(self, client: TestClient) -> None:
         sign_up(client, "robin")
         client.cookies.clear()
-        wrong = client.post("/api/v1/me/session", json={"username": "robin", "password": "nope-nope"})
-        unknown = client.post("/api/v1/me/session", json={"username": "nobody", "password": "nope-nope"})
+        wrong = client.post(
+            "/api/v1/me/session", json={"username": "robin", "password": "nope-nope"}
+        )
+        unknown = client.post(
+            "/api/v1/me/session", json={"username": "nobody", "password": "nope-nope"}
+        )
         assert wrong.status_code == unknown.status_code == 401
         assert wrong.json() == unknown.json()
         assert "set-cookie" not in wrong.headers
@@ -98,27 +108,39 @@ class TestSignUpAndIn:
         sign_up(client, "robin")
         client.cookies.clear()
         for _ in range(3):
-            bad = client.post("/api/v1/me/session", json={"username": "robin", "password": "wrong-one"})
+            bad = client.post(
+                "/api/v1/me/session", json={"username": "robin", "password": "wrong-one"}
+            )
             assert bad.status_code == 401
-        blocked = client.post("/api/v1/me/session", json={"username": "robin", "password": PASSWORD})
+        blocked = client.post(
+            "/api/v1/me/session", json={"username": "robin", "password": PASSWORD}
+        )
         assert blocked.status_code == 429
         assert int(blocked.headers["retry-after"]) > 0
         # The counter lives in the database (shared by every worker), keyed by HMAC.
         keys = [row[0] for row in run_sql(services, "SELECT key FROM sign_in_throttle")]
         assert keys and all("robin" not in key and "testclient" not in key for key in keys)
 
-    def test_sign_in_is_rate_limited_per_address(self, client: TestClient, services: Services) -> None:
+    def test_sign_in_is_rate_limited_per_address(
+        self, client: TestClient, services: Services
+    ) -> None:
         services.settings.login_max_failures_per_address = 4
         for name in ("one", "two", "three", "four"):
-            response = client.post("/api/v1/me/session", json={"username": name, "password": "x" * 9})
+            response = client.post(
+                "/api/v1/me/session", json={"username": name, "password": "x" * 9}
+            )
             assert response.status_code == 401
         assert (
-            client.post("/api/v1/me/session", json={"username": "five", "password": "x" * 9}).status_code
+            client.post(
+                "/api/v1/me/session", json={"username": "five", "password": "x" * 9}
+            ).status_code
             == 429
         )
 
     def test_sign_out_ends_the_session(self, client: TestClient, csrf: str) -> None:
-        assert client.delete("/api/v1/me/session", headers={"X-CSRF-Token": csrf}).status_code == 204
+        assert (
+            client.delete("/api/v1/me/session", headers={"X-CSRF-Token": csrf}).status_code == 204
+        )
         cookie = "storykeep_session"
         assert cookie not in client.cookies
         # Even if someone kept the old cookie, it no longer works.
@@ -132,10 +154,16 @@ class TestSignUpAndIn:
 
     def test_idle_session_expires(self, client: TestClient, services: Services, csrf: str) -> None:
         old = utcnow() - timedelta(minutes=services.settings.session_idle_minutes + 1)
-        run_sql(services, "UPDATE web_session SET last_seen_at = :old", old=old.replace(tzinfo=None) if services.settings.is_sqlite else old)
+        run_sql(
+            services,
+            "UPDATE web_session SET last_seen_at = :old",
+            old=old.replace(tzinfo=None) if services.settings.is_sqlite else old,
+        )
         assert client.get("/api/v1/me").status_code == 401
 
-    def test_session_token_stored_only_as_hmac(self, client: TestClient, services: Services, csrf: str) -> None:
+    def test_session_token_stored_only_as_hmac(
+        self, client: TestClient, services: Services, csrf: str
+    ) -> None:
         token = client.cookies["storykeep_session"]
         (stored,) = run_sql(services, "SELECT token_hash FROM web_session")[0]
         assert token not in stored and len(stored) == 64
@@ -149,7 +177,9 @@ class TestCsrf:
         assert response.status_code == 403
         assert response.json()["error"] == "csrf_failed"
         wrong = client.post(
-            "/api/v1/me/entries", json={"title": "x", "body": "y"}, headers={"X-CSRF-Token": "0" * 64}
+            "/api/v1/me/entries",
+            json={"title": "x", "body": "y"},
+            headers={"X-CSRF-Token": "0" * 64},
         )
         assert wrong.status_code == 403
         assert count(services, "story_entry") == 0
@@ -177,9 +207,12 @@ class TestEntries:
         )
         assert patched.status_code == 200
         assert patched.json() | {"updated_at": None} == patched.json() | {
-            "title": "Football", "body": "We won 3-2", "shareable": False, "version": 2,
+            "title": "Football",
+            "body": "We won 3-2",
+            "shareable": False,
+            "version": 2,
             "updated_at": None,
-        }  # fmt: skip
+        }
         listed = client.get("/api/v1/me/entries").json()
         assert [e["title"] for e in listed] == ["Football"]
         deleted = client.delete(f"/api/v1/me/entries/{entry_id}", headers={"X-CSRF-Token": csrf})
@@ -194,10 +227,13 @@ class TestEntries:
         unknown = client.get("/api/v1/me/entries/00000000-0000-4000-8000-000000000000")
         for response in (
             client.get(f"/api/v1/me/entries/{sams['id']}"),
-            client.patch(f"/api/v1/me/entries/{sams['id']}", json={"title": "mine now"},
-                         headers={"X-CSRF-Token": alex_csrf}),
+            client.patch(
+                f"/api/v1/me/entries/{sams['id']}",
+                json={"title": "mine now"},
+                headers={"X-CSRF-Token": alex_csrf},
+            ),
             client.delete(f"/api/v1/me/entries/{sams['id']}", headers={"X-CSRF-Token": alex_csrf}),
-        ):  # fmt: skip
+        ):
             assert response.status_code == 404
             assert response.json() == unknown.json()
         client.cookies.clear()
@@ -228,18 +264,22 @@ class TestEntries:
 
     def test_malformed_json_and_bad_ids(self, client: TestClient, csrf: str) -> None:
         response = client.post(
-            "/api/v1/me/entries", content=b"{not json", headers={"X-CSRF-Token": csrf,
-                                                              "content-type": "application/json"}
-        )  # fmt: skip
+            "/api/v1/me/entries",
+            content=b"{not json",
+            headers={"X-CSRF-Token": csrf, "content-type": "application/json"},
+        )
         assert response.status_code == 422
         assert client.get("/api/v1/me/entries/not-a-uuid").status_code == 422
 
-    def test_oversized_body_refused(self, client: TestClient, services: Services, csrf: str) -> None:
+    def test_oversized_body_refused(
+        self, client: TestClient, services: Services, csrf: str
+    ) -> None:
         huge = b"x" * (services.settings.max_request_bytes + 1)
         response = client.post(
-            "/api/v1/me/entries", content=huge,
+            "/api/v1/me/entries",
+            content=huge,
             headers={"X-CSRF-Token": csrf, "content-type": "application/json"},
-        )  # fmt: skip
+        )
         assert response.status_code == 413
         assert response.headers["content-security-policy"]
 
@@ -249,16 +289,20 @@ class TestPhotos:
         created = entry(client, csrf)
         png = tiny_png()
         put = client.put(
-            f"/api/v1/me/entries/{created['id']}/photo", content=png,
+            f"/api/v1/me/entries/{created['id']}/photo",
+            content=png,
             headers={"X-CSRF-Token": csrf, "content-type": "image/png"},
-        )  # fmt: skip
+        )
         assert put.status_code == 204, put.text
         got = client.get(f"/api/v1/me/entries/{created['id']}/photo")
         assert got.content == png and got.headers["content-type"] == "image/png"
         assert client.get(f"/api/v1/me/entries/{created['id']}").json()["has_photo"] is True
         # Editing the entry re-seals the photo (its associated data binds the version).
-        client.patch(f"/api/v1/me/entries/{created['id']}", json={"title": "New"},
-                     headers={"X-CSRF-Token": csrf})  # fmt: skip
+        client.patch(
+            f"/api/v1/me/entries/{created['id']}",
+            json={"title": "New"},
+            headers={"X-CSRF-Token": csrf},
+        )
         assert client.get(f"/api/v1/me/entries/{created['id']}/photo").content == png
 
     @pytest.mark.parametrize(
@@ -275,9 +319,10 @@ class TestPhotos:
     ) -> None:
         created = entry(client, csrf)
         response = client.put(
-            f"/api/v1/me/entries/{created['id']}/photo", content=data,
+            f"/api/v1/me/entries/{created['id']}/photo",
+            content=data,
             headers={"X-CSRF-Token": csrf, "content-type": content_type},
-        )  # fmt: skip
+        )
         assert response.status_code == 415
         assert count(services, "story_photo") == 0
 
@@ -293,9 +338,10 @@ class TestPhotos:
                 yield b"\x00" * 1024
 
         response = client.put(
-            f"/api/v1/me/entries/{created['id']}/photo", content=chunks(),
+            f"/api/v1/me/entries/{created['id']}/photo",
+            content=chunks(),
             headers={"X-CSRF-Token": csrf, "content-type": "image/png"},
-        )  # fmt: skip
+        )
         assert response.status_code == 413
         assert count(services, "story_photo") == 0
 
@@ -304,14 +350,17 @@ class TestPhotos:
         client.cookies.clear()
         csrf = sign_up(client, "alex")
         response = client.put(
-            f"/api/v1/me/entries/{sams['id']}/photo", content=tiny_png(),
+            f"/api/v1/me/entries/{sams['id']}/photo",
+            content=tiny_png(),
             headers={"X-CSRF-Token": csrf, "content-type": "image/png"},
-        )  # fmt: skip
+        )
         assert response.status_code == 404
 
 
 class TestRecords:
-    def test_list_read_and_add_my_view(self, client: TestClient, services: Services, csrf: str) -> None:
+    def test_list_read_and_add_my_view(
+        self, client: TestClient, services: Services, csrf: str
+    ) -> None:
         record_id = add_record(services, "alex", body="Alex settled in well.")
         add_record(services, "alex", category="health", title="Check-up", body="All fine.")
         listed = client.get("/api/v1/me/records").json()
@@ -322,19 +371,26 @@ class TestRecords:
         assert one["body"] == "Alex settled in well."
         assert one["agency"] == "Example High School" and one["shanarri"] == ["achieving"]
         note = client.post(
-            f"/api/v1/me/records/{record_id}/notes", json={"body": "I worked hard for that."},
+            f"/api/v1/me/records/{record_id}/notes",
+            json={"body": "I worked hard for that."},
             headers={"X-CSRF-Token": csrf},
-        )  # fmt: skip
+        )
         assert note.status_code == 201
         again = client.get(f"/api/v1/me/records/{record_id}").json()
         assert [n["body"] for n in again["notes"]] == ["I worked hard for that."]
         assert again["body"] == "Alex settled in well."  # the record itself is unchanged
 
-    def test_records_are_read_only_for_young_person(self, client: TestClient, services: Services, csrf: str) -> None:
+    def test_records_are_read_only_for_young_person(
+        self, client: TestClient, services: Services, csrf: str
+    ) -> None:
         record_id = add_record(services, "alex")
         for method in ("put", "patch", "delete"):
-            response = client.request(method, f"/api/v1/me/records/{record_id}", json={"body": "x"},
-                                      headers={"X-CSRF-Token": csrf})  # fmt: skip
+            response = client.request(
+                method,
+                f"/api/v1/me/records/{record_id}",
+                json={"body": "x"},
+                headers={"X-CSRF-Token": csrf},
+            )
             assert response.status_code == 405
 
     def test_another_persons_record(self, client: TestClient, services: Services) -> None:
@@ -343,8 +399,11 @@ class TestRecords:
         client.cookies.clear()
         csrf = sign_up(client, "alex")
         assert client.get(f"/api/v1/me/records/{sams_record}").status_code == 404
-        note = client.post(f"/api/v1/me/records/{sams_record}/notes", json={"body": "x"},
-                           headers={"X-CSRF-Token": csrf})  # fmt: skip
+        note = client.post(
+            f"/api/v1/me/records/{sams_record}/notes",
+            json={"body": "x"},
+            headers={"X-CSRF-Token": csrf},
+        )
         assert note.status_code == 404
         assert count(services, "view_note") == 0
         assert client.get("/api/v1/me/records").json() == []
@@ -355,15 +414,23 @@ class TestRecords:
 
 
 class TestAuditTrail:
-    def test_writes_are_logged_without_content(self, client: TestClient, services: Services, csrf: str) -> None:
+    def test_writes_are_logged_without_content(
+        self, client: TestClient, services: Services, csrf: str
+    ) -> None:
         created = entry(client, csrf, title="Very private title", body="Very private body")
         record_id = add_record(services, "alex")
-        client.post(f"/api/v1/me/records/{record_id}/notes", json={"body": "private view"},
-                    headers={"X-CSRF-Token": csrf})  # fmt: skip
+        client.post(
+            f"/api/v1/me/records/{record_id}/notes",
+            json={"body": "private view"},
+            headers={"X-CSRF-Token": csrf},
+        )
         events = client.get("/api/v1/me/audit").json()["events"]
         assert [e["action"] for e in events] == [
-            "note:added", "record:added", "entry:created", "vault:created",
-        ]  # fmt: skip
+            "note:added",
+            "record:added",
+            "entry:created",
+            "vault:created",
+        ]
         assert events[2]["object_id"] == created["id"].replace("-", "")
         assert events[1]["actor_type"] == "operator"
         dump = json.dumps(run_sql(services, "SELECT * FROM audit_event"), default=str)
@@ -375,12 +442,16 @@ class TestAuditTrail:
             entry(client, csrf, title=f"entry {i}")
         first = client.get("/api/v1/me/audit", params={"limit": 4}).json()
         assert len(first["events"]) == 4 and first["next_before"] is not None
-        second = client.get("/api/v1/me/audit", params={"limit": 4, "before": first["next_before"]}).json()
+        second = client.get(
+            "/api/v1/me/audit", params={"limit": 4, "before": first["next_before"]}
+        ).json()
         assert len(second["events"]) == 2 and second["next_before"] is None
         seqs = [e["seq"] for e in first["events"] + second["events"]]
         assert seqs == sorted(seqs, reverse=True) == list(range(6, 0, -1))
 
-    @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 500}, {"before": 0}, {"before": "x"}])
+    @pytest.mark.parametrize(
+        "params", [{"limit": 0}, {"limit": 500}, {"before": 0}, {"before": "x"}]
+    )
     def test_bad_paging(self, client: TestClient, csrf: str, params: dict[str, object]) -> None:
         assert client.get("/api/v1/me/audit", params=params).status_code == 422
 
@@ -394,23 +465,37 @@ class TestAuditTrail:
 
 def make_session_old(services: Services) -> None:
     old = utcnow() - timedelta(minutes=services.settings.step_up_minutes + 1)
-    run_sql(services, "UPDATE web_session SET authenticated_at = :old",
-            old=old.replace(tzinfo=None) if services.settings.is_sqlite else old)  # fmt: skip
+    run_sql(
+        services,
+        "UPDATE web_session SET authenticated_at = :old",
+        old=old.replace(tzinfo=None) if services.settings.is_sqlite else old,
+    )
 
 
 class TestExport:
-    def test_zip_has_everything_and_verifies(self, client: TestClient, services: Services, csrf: str) -> None:
+    def test_zip_has_everything_and_verifies(
+        self, client: TestClient, services: Services, csrf: str
+    ) -> None:
         created = entry(client, csrf, title="<b>My</b> story", body="I like <script>art</script>")
-        client.put(f"/api/v1/me/entries/{created['id']}/photo", content=tiny_png(),
-                   headers={"X-CSRF-Token": csrf, "content-type": "image/png"})  # fmt: skip
+        client.put(
+            f"/api/v1/me/entries/{created['id']}/photo",
+            content=tiny_png(),
+            headers={"X-CSRF-Token": csrf, "content-type": "image/png"},
+        )
         add_record(services, "alex", body="Record body text")
         response = client.get("/api/v1/me/export")
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/zip"
         zf = zipfile.ZipFile(io.BytesIO(response.content))
         names = set(zf.namelist())
-        assert {"data.json", "index.html", "README.txt", "audit/audit.json",
-                "audit/public_key.pem", "audit/verify.py"} <= names  # fmt: skip
+        assert {
+            "data.json",
+            "index.html",
+            "README.txt",
+            "audit/audit.json",
+            "audit/public_key.pem",
+            "audit/verify.py",
+        } <= names
         data = json.loads(zf.read("data.json"))
         assert data["account"]["username"] == "alex"
         assert data["story"][0]["body"] == "I like <script>art</script>"
@@ -421,17 +506,61 @@ class TestExport:
         audit = json.loads(zf.read("audit/audit.json"))
         assert audit["events"][-1]["action"] == "vault:exported"  # the export logs itself
 
-    def test_export_needs_fresh_sign_in(self, client: TestClient, services: Services, csrf: str) -> None:
+    def test_export_needs_fresh_sign_in(
+        self, client: TestClient, services: Services, csrf: str
+    ) -> None:
         make_session_old(services)
         refused = client.get("/api/v1/me/export")
         assert refused.status_code == 401 and refused.json()["error"] == "step_up_required"
-        wrong = client.post("/api/v1/me/session/step-up", json={"password": "wrong-password"},
-                            headers={"X-CSRF-Token": csrf})  # fmt: skip
+        wrong = client.post(
+            "/api/v1/me/session/step-up",
+            json={"password": "wrong-password"},
+            headers={"X-CSRF-Token": csrf},
+        )
         assert wrong.status_code == 401
-        ok = client.post("/api/v1/me/session/step-up", json={"password": PASSWORD},
-                         headers={"X-CSRF-Token": csrf})  # fmt: skip
+        ok = client.post(
+            "/api/v1/me/session/step-up",
+            json={"password": PASSWORD},
+            headers={"X-CSRF-Token": csrf},
+        )
         assert ok.status_code == 200
         assert client.get("/api/v1/me/export").status_code == 200
+
+    def test_step_up_is_throttled_per_account_not_for_everyone(
+        self, client: TestClient, services: Services
+    ) -> None:
+        services.settings.login_max_failures_per_account = 2
+        sam_csrf = sign_up(client, "sam")
+        sam_cookie = client.cookies["storykeep_session"]
+        client.cookies.clear()
+        csrf = sign_up(client, "alex")
+        for _ in range(2):
+            assert (
+                client.post(
+                    "/api/v1/me/session/step-up",
+                    json={"password": "wrong-one"},
+                    headers={"X-CSRF-Token": csrf},
+                ).status_code
+                == 401
+            )
+        assert (
+            client.post(
+                "/api/v1/me/session/step-up",
+                json={"password": PASSWORD},
+                headers={"X-CSRF-Token": csrf},
+            ).status_code
+            == 429
+        )
+        client.cookies.clear()
+        client.cookies.set("storykeep_session", sam_cookie)
+        assert (
+            client.post(
+                "/api/v1/me/session/step-up",
+                json={"password": PASSWORD},
+                headers={"X-CSRF-Token": sam_csrf},
+            ).status_code
+            == 200
+        )
 
 
 class TestErasure:
@@ -441,14 +570,27 @@ class TestErasure:
         response = client.delete("/api/v1/me", headers={"X-CSRF-Token": csrf})
         assert response.status_code == 204
         assert client.get("/api/v1/me").status_code == 401
-        for table in ("young_person", "story_entry", "agency_record", "vault_data_key", "web_session"):
+        for table in (
+            "young_person",
+            "story_entry",
+            "agency_record",
+            "vault_data_key",
+            "web_session",
+        ):
             assert count(services, table) == 0, table
         (erased_at,) = run_sql(services, "SELECT erased_at FROM vault")[0]
         assert erased_at is not None
         # The username is free again, for a brand new vault.
-        assert client.post("/api/v1/accounts", json={"username": "alex", "password": PASSWORD}).status_code == 201
+        assert (
+            client.post(
+                "/api/v1/accounts", json={"username": "alex", "password": PASSWORD}
+            ).status_code
+            == 201
+        )
 
-    def test_delete_needs_csrf_and_fresh_sign_in(self, client: TestClient, services: Services, csrf: str) -> None:
+    def test_delete_needs_csrf_and_fresh_sign_in(
+        self, client: TestClient, services: Services, csrf: str
+    ) -> None:
         assert client.delete("/api/v1/me").status_code == 403
         make_session_old(services)
         assert client.delete("/api/v1/me", headers={"X-CSRF-Token": csrf}).status_code == 401
@@ -456,7 +598,9 @@ class TestErasure:
 
 
 class TestHeaders:
-    @pytest.mark.parametrize("path", ["/healthz", "/api/v1/me", "/signin", "/nope", "/openapi.json"])
+    @pytest.mark.parametrize(
+        "path", ["/healthz", "/api/v1/me", "/signin", "/nope", "/openapi.json"]
+    )
     def test_security_headers_everywhere(self, client: TestClient, path: str) -> None:
         response = client.get(path, follow_redirects=False)
         csp = response.headers["content-security-policy"]
@@ -471,7 +615,14 @@ class TestHeaders:
 
     def test_openapi_describes_the_me_api(self, client: TestClient) -> None:
         paths = client.get("/openapi.json").json()["paths"]
-        for path in ("/api/v1/me/session", "/api/v1/me/entries", "/api/v1/me/entries/{entry_id}",
-                     "/api/v1/me/records", "/api/v1/me/records/{record_id}/notes",
-                     "/api/v1/me/audit", "/api/v1/me/export", "/api/v1/me"):  # fmt: skip
+        for path in (
+            "/api/v1/me/session",
+            "/api/v1/me/entries",
+            "/api/v1/me/entries/{entry_id}",
+            "/api/v1/me/records",
+            "/api/v1/me/records/{record_id}/notes",
+            "/api/v1/me/audit",
+            "/api/v1/me/export",
+            "/api/v1/me",
+        ):
             assert path in paths

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from app.container import Services
 from app.db import unit_of_work
-from tests.conftest import run_sql, sign_up
+from tests.conftest import run_sql
 from vault import audit
 from vault.actors import Actor
 
@@ -23,8 +23,11 @@ from vault.actors import Actor
 def verify(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app.cli", "audit", "verify", *extra],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -42,13 +45,17 @@ class TestVerify:
         assert result.returncode == 0, result.stderr
         assert "OK: 1 chains intact" in result.stdout
 
-    def test_edited_entry_is_named(self, chain_of_six: str, services: Services, env: dict[str, str]) -> None:
+    def test_edited_entry_is_named(
+        self, chain_of_six: str, services: Services, env: dict[str, str]
+    ) -> None:
         run_sql(services, "UPDATE audit_event SET actor_label = 'someone else' WHERE seq = 3")
         result = verify(env)
         assert result.returncode == 1
         assert "seq=3" in result.stderr and "edited" in result.stderr
 
-    def test_removed_entry_is_named(self, chain_of_six: str, services: Services, env: dict[str, str]) -> None:
+    def test_removed_entry_is_named(
+        self, chain_of_six: str, services: Services, env: dict[str, str]
+    ) -> None:
         run_sql(services, "DELETE FROM audit_event WHERE seq = 4")
         result = verify(env)
         assert result.returncode == 1
@@ -59,11 +66,15 @@ class TestVerify:
     ) -> None:
         run_sql(services, "DELETE FROM audit_event WHERE seq = 2")
         for seq in range(3, 7):
-            run_sql(services, "UPDATE audit_event SET seq = :new WHERE seq = :old", new=seq - 1, old=seq)
+            run_sql(
+                services, "UPDATE audit_event SET seq = :new WHERE seq = :old", new=seq - 1, old=seq
+            )
         result = verify(env)
         assert result.returncode == 1 and "seq=2" in result.stderr and "removed" in result.stderr
 
-    def test_reordered_entries_are_named(self, chain_of_six: str, services: Services, env: dict[str, str]) -> None:
+    def test_reordered_entries_are_named(
+        self, chain_of_six: str, services: Services, env: dict[str, str]
+    ) -> None:
         run_sql(services, "UPDATE audit_event SET seq = -1 WHERE seq = 2")
         run_sql(services, "UPDATE audit_event SET seq = 2 WHERE seq = 3")
         run_sql(services, "UPDATE audit_event SET seq = 3 WHERE seq = -1")
@@ -71,12 +82,16 @@ class TestVerify:
         assert result.returncode == 1
         assert "seq=2" in result.stderr and "reordered" in result.stderr
 
-    def test_cut_off_tail_is_found(self, chain_of_six: str, services: Services, env: dict[str, str]) -> None:
+    def test_cut_off_tail_is_found(
+        self, chain_of_six: str, services: Services, env: dict[str, str]
+    ) -> None:
         run_sql(services, "DELETE FROM audit_event WHERE seq = 6")
         result = verify(env)
         assert result.returncode == 1 and "seq=6" in result.stderr and "removed" in result.stderr
 
-    def test_forged_head_is_found(self, chain_of_six: str, services: Services, env: dict[str, str]) -> None:
+    def test_forged_head_is_found(
+        self, chain_of_six: str, services: Services, env: dict[str, str]
+    ) -> None:
         run_sql(services, "UPDATE audit_head SET signature = :sig", sig="00" * 64)
         result = verify(env)
         assert result.returncode == 1 and "bad signature" in result.stderr
@@ -91,8 +106,13 @@ class TestOfflineExport:
         zipfile.ZipFile(io.BytesIO(archive)).extractall(tmp_path / "export")
         folder = tmp_path / "export" / "audit"
         # The shipped checker runs with nothing from Storykeep on the path.
-        ok = subprocess.run([sys.executable, "-I", "verify.py", "audit.json", "public_key.pem"],
-                            cwd=folder, capture_output=True, text=True, check=False)  # fmt: skip
+        ok = subprocess.run(
+            [sys.executable, "-I", "verify.py", "audit.json", "public_key.pem"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert ok.returncode == 0, ok.stdout + ok.stderr
         assert "Intact: 3 entries" in ok.stdout
         (tmp_path / "export.zip").write_bytes(archive)
@@ -100,8 +120,13 @@ class TestOfflineExport:
 
         doc = (folder / "audit.json").read_text().replace('"entry:created"', '"entry:deleted"')
         (folder / "audit.json").write_text(doc)
-        bad = subprocess.run([sys.executable, "-I", "verify.py", "audit.json", "public_key.pem"],
-                             cwd=folder, capture_output=True, text=True, check=False)  # fmt: skip
+        bad = subprocess.run(
+            [sys.executable, "-I", "verify.py", "audit.json", "public_key.pem"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert bad.returncode == 1 and "seq=2" in bad.stdout and "edited" in bad.stdout
 
     def test_not_an_export(self, tmp_path: Path, env: dict[str, str]) -> None:
@@ -119,8 +144,14 @@ class TestConcurrentAppends:
             try:
                 for i in range(10):
                     for session in unit_of_work(services.engine):
-                        audit.append(session, services.keys, "shared-chain", Actor.operator(),
-                                     "test:append", object_id=f"{n}-{i}")  # fmt: skip
+                        audit.append(
+                            session,
+                            services.keys,
+                            "shared-chain",
+                            Actor.operator(),
+                            "test:append",
+                            object_id=f"{n}-{i}",
+                        )
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 
@@ -130,6 +161,9 @@ class TestConcurrentAppends:
         for thread in threads:
             thread.join()
         assert errors == []
-        seqs = sorted(row[0] for row in run_sql(services, "SELECT seq FROM audit_event WHERE chain = 'shared-chain'"))
+        seqs = sorted(
+            row[0]
+            for row in run_sql(services, "SELECT seq FROM audit_event WHERE chain = 'shared-chain'")
+        )
         assert seqs == list(range(1, 41))
         assert verify(env).returncode == 0

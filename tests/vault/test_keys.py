@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import uuid
 from pathlib import Path
@@ -29,7 +28,7 @@ class TestKeyFile:
     def test_refuses_key_file_readable_by_others(
         self, provider: LocalKeyFileProvider, mode: int
     ) -> None:
-        os.chmod(provider.key_file, mode)
+        provider.key_file.chmod(mode)
         with pytest.raises(KeyFileInsecure, match="chmod 600"):
             LocalKeyFileProvider(provider.key_file).load_or_create()
 
