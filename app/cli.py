@@ -17,7 +17,7 @@ import typer
 from pydantic import ValidationError
 
 from app.container import Services, build_services
-from app.db import unit_of_work
+from app.db import transaction, unit_of_work
 from app.settings import Settings
 from vault import audit, chain
 from vault.actors import Actor
@@ -29,11 +29,15 @@ young_person_cli = typer.Typer(help="Young people's accounts.", no_args_is_help=
 record_cli = typer.Typer(help="Agency records.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Encryption keys.", no_args_is_help=True)
 audit_cli = typer.Typer(help="The audit log.", no_args_is_help=True)
+agency_cli = typer.Typer(help="Agencies and their purposes.", no_args_is_help=True)
+client_cli = typer.Typer(help="Agencies' systems (OAuth clients).", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(young_person_cli, name="young-person")
 cli.add_typer(record_cli, name="record")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(audit_cli, name="audit")
+cli.add_typer(agency_cli, name="agency")
+cli.add_typer(client_cli, name="client")
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -200,6 +204,64 @@ def record_add(
     except StorykeepError as exc:
         _fail(exc.message)
     _print_json({"id": record.id.hex, "vault_id": record.vault_id.hex, "category": category})
+
+
+@agency_cli.command("add")
+def agency_add(
+    name: str,
+    purpose: Annotated[
+        list[str], typer.Option(help="A registered purpose, e.g. education_support; repeat.")
+    ],
+    statutory: Annotated[bool, typer.Option("--statutory", help="A statutory body.")] = False,
+    max_days: Annotated[int, typer.Option(help="Longest grant it may ask for, in days.")] = 90,
+) -> None:
+    """Register an agency and its information sharing purposes. Prints JSON with the id."""
+    from grants import service as grants_service
+
+    services = _services()
+    try:
+        with transaction(services.engine) as session:
+            agency = grants_service.add_agency(
+                session, Actor.operator(), services.keys, name, purpose, statutory, max_days
+            )
+    except StorykeepError as exc:
+        _fail(exc.message)
+    _print_json(
+        {"id": agency.id.hex, "name": agency.name, "purposes": agency.purposes,
+         "statutory": agency.statutory, "max_duration_days": agency.max_duration_days}
+    )  # fmt: skip
+
+
+@client_cli.command("add")
+def client_add(
+    agency: Annotated[str, typer.Option(help="The agency's registered name.")],
+    jwks: Annotated[Path, typer.Option(help="A JSON Web Key Set file with public keys.")],
+    allow_secret: Annotated[
+        bool,
+        typer.Option("--allow-secret", help="Also allow client_secret_basic (weaker)."),
+    ] = False,
+) -> None:
+    """Register an agency's system. Prints JSON with the client_id (and a secret, once,
+    only with --allow-secret)."""
+    from grants import service as grants_service
+
+    try:
+        jwks_text = jwks.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {jwks}: {type(exc).__name__}")
+    services = _services()
+    try:
+        with transaction(services.engine) as session:
+            client, secret = grants_service.add_client(
+                session, services.grants, Actor.operator(), services.keys, agency, jwks_text,
+                allow_secret,
+            )  # fmt: skip
+    except StorykeepError as exc:
+        _fail(exc.message)
+    out: dict[str, Any] = {"client_id": client.client_id, "auth_method": client.auth_method}
+    if secret:
+        out["client_secret"] = secret
+    _print_json(out)
 
 
 @keys_cli.command("rotate")

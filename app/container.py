@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from app.db import make_engine
 from app.settings import Settings
+from grants.config import GrantsConfig
 from vault.keyring import Keyring
 from vault.keys import KeyProvider, LocalKeyFileProvider
 from vault.service import VaultServices
@@ -19,6 +20,7 @@ class Services:
     engine: Engine
     keys: KeyProvider
     keyring: Keyring
+    grants: GrantsConfig
 
     @property
     def vault(self) -> VaultServices:
@@ -30,4 +32,13 @@ def build_services(settings: Settings, keys: KeyProvider | None = None) -> Servi
     if keys is None:
         keys = LocalKeyFileProvider(settings.resolved_key_file).load_or_create()
     engine = make_engine(settings.resolved_database_url)
-    return Services(settings=settings, engine=engine, keys=keys, keyring=Keyring(keys))
+    grants = GrantsConfig(
+        secret=settings.secret_key.get_secret_value().encode(),
+        issuer=settings.issuer,
+        access_token_seconds=settings.access_token_seconds,
+        poll_interval_seconds=settings.ciba_poll_interval_seconds,
+        connection_code_hours=settings.connection_code_hours,
+    )
+    return Services(
+        settings=settings, engine=engine, keys=keys, keyring=Keyring(keys), grants=grants
+    )

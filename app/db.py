@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
-
-from vault.errors import StorykeepError
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -65,22 +64,26 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """``unit_of_work`` as a ``with`` block, for work outside a request's own session."""
+    yield from unit_of_work(engine)
+
+
 def unit_of_work(engine: Engine) -> Iterator[Session]:
     """One transaction: commit if the body succeeds, roll back if it raises.
 
-    Domain errors that set ``keeps_changes`` (a failed sign-in must still count towards
-    the rate limit) commit what was written before they propagate.
+    Errors that set ``keeps_changes`` commit what was written before they propagate: a
+    failed sign-in still counts towards the throttle, and a CIBA poll answered
+    ``authorization_pending`` still records when it was polled.
     """
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
-        except StorykeepError as exc:
+        except BaseException as exc:
             if getattr(exc, "keeps_changes", False):
                 session.commit()
             else:
                 session.rollback()
-            raise
-        except BaseException:
-            session.rollback()
             raise
         session.commit()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from sqlmodel import Session
 
 from app.auth.service import hash_password
+from grants import service as grants_service
 from vault import repository as repo
 from vault import service
 from vault.actors import Actor
@@ -98,7 +99,7 @@ def load(session: Session, services: service.VaultServices) -> list[str]:
     for username, data in DEMO_PEOPLE.items():
         existing = repo.get_young_person_by_username(session, username)
         if existing is not None:
-            service.erase(session, services, operator, existing)
+            grants_service.erase_young_person(session, services, operator, existing)
         person, vault = service.create_young_person(
             session, services, operator, username, hash_password(DEMO_PASSWORD)
         )

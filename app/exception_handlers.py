@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import quote
 
+from authlib.oauth2.base import OAuth2Error
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -25,6 +26,7 @@ from vault.errors import (
     KeyUnavailable,
     NotFound,
     PayloadTooLarge,
+    PermissionDenied,
     RateLimited,
     StepUpRequired,
     StorykeepError,
@@ -39,6 +41,7 @@ STATUS_AND_CODE: list[tuple[type[StorykeepError], int, str]] = [
     (NotSignedIn, 401, "not_signed_in"),
     (AuthenticationFailed, 401, "authentication_failed"),
     (CsrfFailed, 403, "csrf_failed"),
+    (PermissionDenied, 403, "insufficient_scope"),
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
     (IntegrityFailure, 409, "integrity_failure"),
@@ -59,7 +62,10 @@ def status_for(exc: StorykeepError) -> tuple[int, str]:
 
 def _is_page(request: Request) -> bool:
     path = request.url.path
-    return not (path.startswith("/api/") or path in {"/healthz", "/openapi.json"})
+    return not (
+        path.startswith(("/api/", "/oauth/", "/.well-known/"))
+        or path in {"/healthz", "/openapi.json"}
+    )
 
 
 def _page(request: Request, status: int, message: str) -> Response:
@@ -125,7 +131,16 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def handle_oauth_error(_request: Request, exc: Exception) -> Response:
+    """RFC 6749 section 5.2 (and RFC 6750 section 3.1) error bodies, unchanged."""
+    if not isinstance(exc, OAuth2Error):
+        raise exc
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    return JSONResponse(dict(exc.get_body()), status_code=exc.status_code or 400, headers=headers)
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(OAuth2Error, handle_oauth_error)
     app.add_exception_handler(StorykeepError, handle_domain_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)

@@ -16,7 +16,7 @@ from app.middleware import (
     SecurityHeadersMiddleware,
     UnexpectedErrorMiddleware,
 )
-from app.routers import health, me, pages
+from app.routers import agencies, health, me, oauth, pages, sharing
 from app.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +40,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     exception_handlers.install(app)
     app.include_router(health.router)
     app.include_router(me.router)
+    app.include_router(sharing.router)
+    app.include_router(oauth.router)
+    app.include_router(agencies.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
     # Added last = outermost: headers go on every response, even a 413 or a 500.

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     login_max_failures_per_account: int = Field(default=10, ge=1)
     login_max_failures_per_address: int = Field(default=50, ge=1)
 
+    # OAuth: access tokens live at most 10 minutes (SECURITY.md).
+    access_token_seconds: int = Field(default=600, ge=30, le=600)
+    ciba_poll_interval_seconds: int = Field(default=5, ge=1, le=60)
+    connection_code_hours: int = Field(default=24, ge=1, le=24 * 7)
+
     max_photo_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     # Hard cap on any request body, enforced while the body streams in.
     max_request_bytes: int = Field(default=6 * 1024 * 1024, ge=1024)

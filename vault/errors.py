@@ -5,6 +5,7 @@ StorykeepError            one base, mapped to HTTP responses in app/exception_ha
 ├── InvalidInput          malformed or out-of-range input; nothing was changed
 ├── PayloadTooLarge       a body or upload over its bound (checked while streaming)
 ├── UnsupportedMediaType  an upload whose bytes are not the type it claims
+├── PermissionDenied      known, but this actor may not do this (e.g. write without a grant)
 ├── AuthenticationFailed  wrong username or password (never says which)
 ├── StepUpRequired        a sensitive action needs a fresh sign-in
 ├── RateLimited           too many attempts; carries retry_after seconds
@@ -41,6 +42,10 @@ class PayloadTooLarge(StorykeepError):
 
 class UnsupportedMediaType(StorykeepError):
     message = "That type of file is not allowed."
+
+
+class PermissionDenied(StorykeepError):
+    message = "You are not allowed to do that."
 
 
 class AuthenticationFailed(StorykeepError):

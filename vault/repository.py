@@ -40,6 +40,8 @@ class VaultScope:
     categories: frozenset[str] | None = None
     story: bool = True
     shareable_only: bool = False
+    # A grant may name the only records it covers.
+    record_ids: frozenset[uuid.UUID] | None = None
 
     @classmethod
     def owner(cls, vault_id: uuid.UUID) -> VaultScope:
@@ -49,6 +51,8 @@ class VaultScope:
         query = select(AgencyRecord).where(AgencyRecord.vault_id == self.vault_id)
         if self.categories is not None:
             query = query.where(col(AgencyRecord.category).in_(sorted(self.categories)))
+        if self.record_ids is not None:
+            query = query.where(col(AgencyRecord.id).in_(sorted(self.record_ids)))
         return query
 
     def entries(self) -> SelectOfScalar[StoryEntry]:

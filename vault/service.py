@@ -388,6 +388,11 @@ def add_record(
     return record
 
 
+def record_public(session: Session, services: VaultServices, record: AgencyRecord) -> RecordPublic:
+    """A record just written, shown back to its writer (no read is logged for that)."""
+    return _record_public(session, services, record, with_notes=False)
+
+
 def _record_public(
     session: Session, services: VaultServices, record: AgencyRecord, with_notes: bool
 ) -> RecordPublic:

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from app.settings import Settings
 from vault import repository as vault_repo
 from vault.db_types import utcnow
 from vault.errors import AuthenticationFailed, RateLimited, StepUpRequired
+from vault.hashing import keyed_hash
 from vault.models import YoungPerson
 
 _hasher = PasswordHasher()  # argon2id; parameters per RFC 9106's second recommendation
@@ -49,8 +49,7 @@ def hash_password(password: str) -> str:
 
 
 def _keyed_hash(settings: Settings, purpose: str, value: str) -> str:
-    key = settings.secret_key.get_secret_value().encode()
-    return hmac.new(key, f"{purpose}|{value}".encode(), hashlib.sha256).hexdigest()
+    return keyed_hash(settings.secret_key.get_secret_value().encode(), purpose, value)
 
 
 @dataclass(frozen=True)

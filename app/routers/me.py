@@ -17,6 +17,7 @@ from app.deps import ApiUser, DbSession, ServicesDep, client_address
 from app.schemas import AccountPublic, Credentials, PasswordConfirm, SessionPublic
 from app.uploads import bounded_body
 from app.web_session import clear_session_cookie, set_session_cookie
+from grants import service as grants_service
 from vault import export as vault_export
 from vault import service
 from vault.repository import VaultScope
@@ -90,7 +91,7 @@ def whoami(user: ApiUser) -> AccountPublic:
 def erase_account(user: ApiUser, db: DbSession, services: ServicesDep, response: Response) -> None:
     """Delete the account and crypto-shred the vault. Needs a recent sign-in."""
     auth.require_recent_sign_in(services.settings, user.web_session)
-    service.erase(db, services.vault, user.actor, user.person)
+    grants_service.erase_young_person(db, services.vault, user.actor, user.person)
     clear_session_cookie(response)
 
 

@@ -26,6 +26,7 @@ from app.deps import (
 )
 from app.errors import CsrfFailed
 from app.web_session import clear_session_cookie, set_session_cookie
+from grants import service as grants_service
 from vault import export as vault_export
 from vault import service
 from vault.errors import PayloadTooLarge, RateLimited, StorykeepError
@@ -367,7 +368,7 @@ def account_delete(
             429 if isinstance(exc, RateLimited) else 401,
             notice=f"{exc.message} Nothing was deleted.",
         )
-    service.erase(db, services.vault, user.actor, user.person)
+    grants_service.erase_young_person(db, services.vault, user.actor, user.person)
     response = RedirectResponse("/signin", status_code=303)
     clear_session_cookie(response)
     return response

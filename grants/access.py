@@ -1,0 +1,167 @@
+"""The agencies' resource API (RFC 6750 bearer tokens): "may this actor do this to this
+record now?" answered on every call.
+
+Each call re-checks, in one query, the token (active, an access token, this client's)
+and the grant behind it (not revoked, not expired), then that the vault handle is this
+agency's name for the grant's young person. So a revocation, by anyone, bites on the very
+next call. Records outside the grant are answered as if they did not exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Field, Session, SQLModel
+
+from grants import repository as repo
+from grants.config import GrantsConfig
+from grants.models import Grant
+from grants.oauth.ciba import practitioner_actor
+from grants.oauth.errors import InvalidTokenError
+from grants.oauth.tokens import hash_token
+from vault import service as vault_service
+from vault.actors import Actor
+from vault.db_types import utcnow
+from vault.errors import InvalidInput, NotFound, PermissionDenied
+from vault.models import Vault
+from vault.repository import VaultScope
+from vault.schemas import BODY_MAX, TITLE_MAX, EntryPublic, RecordCreate, RecordPublic
+from vault.vocabulary import RECORD_CATEGORIES
+
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+class InsufficientGrant(PermissionDenied):
+    """The grant does not include this action (e.g. a write without ``write``); RFC 6750
+    calls this insufficient_scope."""
+
+    message = "The grant does not allow this."
+
+
+class AgencyRecordWrite(SQLModel):
+    """What an agency sends to add a record: content and metadata. Who wrote it (agency,
+    practitioner, role) is taken from the grant, never from here."""
+
+    category: str
+    title: str = Field(min_length=1, max_length=TITLE_MAX)
+    body: str = Field(min_length=1, max_length=BODY_MAX)
+    shanarri: list[str] = Field(default_factory=list, max_length=8)
+    occurred_at: datetime | None = None
+
+    def to_create(self) -> RecordCreate:
+        return RecordCreate(
+            agency="-", author_name="-", author_role="-", category=self.category,
+            shanarri=self.shanarri, title=self.title, body=self.body,
+            occurred_at=self.occurred_at,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AgencyAccess:
+    grant: Grant
+    actor: Actor
+    scope: VaultScope
+
+    @property
+    def can_write(self) -> bool:
+        return "write" in self.grant.actions
+
+
+def authorize(
+    session: Session, config: GrantsConfig, authorization: str | None, handle: str
+) -> AgencyAccess:
+    if not authorization or not authorization.startswith("Bearer ") or len(authorization) > 300:
+        raise InvalidTokenError(description="a Bearer access token is required")
+    found = repo.token_with_grant(session, hash_token(config, authorization[7:].strip()))
+    now = utcnow()
+    if found is None:
+        raise InvalidTokenError(description="the access token is not valid")
+    token, grant = found
+    if (
+        token.kind != "access"
+        or not token.is_active(now)
+        or not grant.is_active(now)
+        or token.client_id != grant.client_id
+    ):
+        raise InvalidTokenError(description="the access token is no longer active")
+    pairwise = repo.get_handle(session, handle, grant.agency_id)
+    if pairwise is None or pairwise.vault_id != grant.vault_id:
+        raise NotFound("No such vault.")
+    _touch(session, grant, now)
+    agency = repo.get_agency(session, grant.agency_id)
+    categories = frozenset(grant.categories)
+    scope = VaultScope(
+        vault_id=grant.vault_id,
+        categories=categories & frozenset(RECORD_CATEGORIES),
+        story="my_story" in categories,
+        shareable_only=True,
+        record_ids=(
+            frozenset(uuid.UUID(hex=i) for i in grant.record_ids) if grant.record_ids else None
+        ),
+    )
+    actor = practitioner_actor(
+        grant.practitioner, agency.name if agency else "", grant.purpose, grant.id.hex
+    )
+    return AgencyAccess(grant=grant, actor=actor, scope=scope)
+
+
+def _touch(session: Session, grant: Grant, now: datetime) -> None:
+    """'Last used', to the minute: one write a minute per grant, not one per read."""
+    if grant.last_used_at is None or now - grant.last_used_at > LAST_USED_GRANULARITY:
+        grant.last_used_at = now
+        session.add(grant)
+
+
+def list_records(
+    session: Session, services: vault_service.VaultServices, access: AgencyAccess,
+    category: str | None,
+) -> list[RecordPublic]:  # fmt: skip
+    if category is not None and category not in RECORD_CATEGORIES:
+        raise InvalidInput(f"Unknown category {category!r}.")
+    if "read" not in access.grant.actions:
+        raise InsufficientGrant()
+    return vault_service.list_records(session, services, access.actor, access.scope, category)
+
+
+def get_record(
+    session: Session, services: vault_service.VaultServices, access: AgencyAccess,
+    record_id: uuid.UUID,
+) -> RecordPublic:  # fmt: skip
+    if "read" not in access.grant.actions:
+        raise InsufficientGrant()
+    return vault_service.get_record(session, services, access.actor, access.scope, record_id)
+
+
+def list_story(
+    session: Session, services: vault_service.VaultServices, access: AgencyAccess
+) -> list[EntryPublic]:
+    if not access.scope.story or "read" not in access.grant.actions:
+        raise InsufficientGrant("The grant does not include the young person's shared story.")
+    return vault_service.list_entries(session, services, access.actor, access.scope)
+
+
+def write_record(
+    session: Session, services: vault_service.VaultServices, access: AgencyAccess,
+    data: RecordCreate,
+) -> RecordPublic:  # fmt: skip
+    """An agency adds a record. Provenance (agency, practitioner, time) comes from the
+    grant, never from the request body."""
+    if not access.can_write:
+        raise InsufficientGrant("The grant does not allow adding records.")
+    if access.scope.categories is None or data.category not in access.scope.categories:
+        raise InsufficientGrant(f"The grant does not cover {data.category!r} records.")
+    vault = session.get(Vault, access.grant.vault_id)
+    if vault is None or vault.erased_at is not None:
+        raise NotFound("No such vault.")
+    practitioner = access.grant.practitioner
+    data = data.model_copy(
+        update={
+            "agency": access.actor.agency or "",
+            "author_name": str(practitioner.get("name", "")),
+            "author_role": str(practitioner.get("role", "")),
+        }
+    )
+    record = vault_service.add_record(session, services, access.actor, vault, data)
+    return vault_service.record_public(session, services, record)

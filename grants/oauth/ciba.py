@@ -1,0 +1,197 @@
+"""OpenID Client-Initiated Backchannel Authentication Core 1.0, poll mode.
+
+The young person decides later, on their phone, so the agency cannot wait on a redirect:
+it posts a request to the backchannel endpoint (section 7), gets an ``auth_req_id``, and
+polls the token endpoint with grant type ``urn:openid:params:grant-type:ciba``
+(section 10.1), getting ``authorization_pending`` or ``slow_down`` (section 11) until
+the young person says yes (tokens) or no (``access_denied``), or the request lapses
+(``expired_token``).
+
+``login_hint`` is a one-time connection code from the young person, or the agency's own
+pairwise handle. A wrong, used, cancelled or expired code and a handle of another agency
+all get the same ``unknown_user_id``: nothing says whether a young person exists.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from grants import repository as repo
+from grants import service as grants_service
+from grants.config import GrantsConfig
+from grants.models import AccessRequest, PairwiseHandle
+from grants.oauth import rfc9396
+from grants.oauth.errors import (
+    AccessDeniedError,
+    ExpiredTokenError,
+    InvalidGrantError,
+    InvalidRequestError,
+    PendingPoll,
+    TooFastPoll,
+    UnknownUserIdError,
+)
+from grants.oauth.rfc7523 import AuthenticatedClient
+from grants.oauth.tokens import issue
+from vault import audit
+from vault.actors import Actor
+from vault.db_types import utcnow
+from vault.keys import KeyProvider
+
+GRANT_TYPE = "urn:openid:params:grant-type:ciba"
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
+
+
+def _practitioner(raw: str | None) -> dict[str, str]:
+    try:
+        data = json.loads(raw or "")
+    except json.JSONDecodeError:
+        raise InvalidRequestError(description="practitioner must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError(description="practitioner must be a JSON object")
+    out = {}
+    for name, limit in (("name", 100), ("role", 100), ("email", 254)):
+        value = data.get(name)
+        if not isinstance(value, str) or not 1 <= len(value.strip()) <= limit:
+            raise InvalidRequestError(
+                description=f"practitioner.{name} is required (1-{limit} chars)"
+            )
+        out[name] = value.strip()
+    if not EMAIL_RE.fullmatch(out["email"]):
+        raise InvalidRequestError(description="practitioner.email is not an email address")
+    return out
+
+
+def _decide_seconds(config: GrantsConfig, raw: str | None) -> int:
+    if raw is None or raw == "":
+        return config.default_decide_seconds
+    if not raw.isdigit() or not 60 <= int(raw) <= config.max_decide_seconds:
+        raise InvalidRequestError(
+            description="requested_expiry must be a number of seconds, "
+            f"from 60 to {config.max_decide_seconds}"
+        )
+    return int(raw)
+
+
+def _resolve_login_hint(
+    session: Session, config: GrantsConfig, client: AuthenticatedClient, hint: str | None
+) -> PairwiseHandle:
+    if not hint or len(hint) > 100:
+        raise UnknownUserIdError(description="login_hint must be a connection code or your handle")
+    now = utcnow()
+    handle = repo.get_handle(session, hint.strip(), client.agency_id)
+    if handle is not None:
+        return handle
+    code = repo.lock_code_by_hash(
+        session, config.hash("connection-code", grants_service.normalise_code(hint))
+    )
+    if code is None or not code.is_active(now):
+        raise UnknownUserIdError(
+            description="that code is not valid; ask the young person for a new one"
+        )
+    code.used_at = now  # single use, whatever happens next in this transaction
+    session.add(code)
+    existing = repo.handle_for(session, client.agency_id, code.vault_id)
+    if existing is not None:
+        return existing
+    created = PairwiseHandle(
+        handle="vh_" + secrets.token_urlsafe(18), agency_id=client.agency_id, vault_id=code.vault_id
+    )
+    session.add(created)
+    session.flush()
+    return created
+
+
+def backchannel_request(
+    session: Session,
+    config: GrantsConfig,
+    keys: KeyProvider,
+    client: AuthenticatedClient,
+    form: Mapping[str, str],
+) -> dict[str, Any]:
+    """CIBA section 7.1: validate everything first, so bad input changes nothing."""
+    agency = repo.get_agency(session, client.agency_id)
+    if agency is None:
+        raise InvalidRequestError(description="client has no agency")
+    details = rfc9396.parse(form.get("authorization_details"), agency)
+    practitioner = _practitioner(form.get("practitioner"))
+    decide_seconds = _decide_seconds(config, form.get("requested_expiry"))
+    handle = _resolve_login_hint(session, config, client, form.get("login_hint"))
+    auth_req_id = secrets.token_urlsafe(32)
+    now = utcnow()
+    request = AccessRequest(
+        auth_req_hash=config.hash("auth-req", auth_req_id), client_id=client.client_id,
+        agency_id=agency.id, vault_id=handle.vault_id, details=details,
+        practitioner=practitioner, created_at=now,
+        decide_by=now + timedelta(seconds=decide_seconds),
+        poll_interval=config.poll_interval_seconds,
+    )  # fmt: skip
+    session.add(request)
+    session.flush()
+    audit.append(
+        session, keys, handle.vault_id.hex, practitioner_actor(practitioner, agency.name,
+        details["purpose"], None), "request:received",
+        object_type="access_request", object_id=request.id.hex,
+    )  # fmt: skip
+    return {
+        "auth_req_id": auth_req_id,
+        "expires_in": decide_seconds,
+        "interval": config.poll_interval_seconds,
+    }
+
+
+def practitioner_actor(
+    practitioner: Mapping[str, Any], agency: str, purpose: str | None, grant_id: str | None
+) -> Actor:
+    return Actor(
+        type="practitioner",
+        id=str(practitioner.get("email", "")),
+        label=f"{practitioner.get('name', '')}",
+        agency=agency,
+        purpose=purpose,
+        grant_id=grant_id,
+    )
+
+
+def token_grant(
+    session: Session, config: GrantsConfig, client: AuthenticatedClient, form: Mapping[str, str]
+) -> dict[str, Any]:
+    """CIBA section 10.1 and 11: the poll."""
+    auth_req_id = form.get("auth_req_id")
+    if not auth_req_id or len(auth_req_id) > 200:
+        raise InvalidRequestError(description="auth_req_id is required")
+    request = repo.lock_request_by_auth_hash(session, config.hash("auth-req", auth_req_id))
+    if request is None or request.client_id != client.client_id:
+        raise InvalidGrantError(description="unknown auth_req_id")
+    now = utcnow()
+    if request.status == "pending":
+        if now >= request.decide_by:
+            raise ExpiredTokenError(description="the young person did not decide in time")
+        too_fast = (
+            request.last_polled_at is not None
+            and (now - request.last_polled_at).total_seconds() < request.poll_interval
+        )
+        request.last_polled_at = now
+        if too_fast:
+            request.poll_interval += 5  # CIBA 11: the client must slow down by 5 s
+        session.add(request)
+        session.flush()
+        if too_fast:
+            raise TooFastPoll(description=f"poll at most every {request.poll_interval} s")
+        raise PendingPoll(description="the young person has not decided yet")
+    if request.status == "declined":
+        raise AccessDeniedError(description="the young person said no")
+    if request.redeemed_at is not None:
+        raise InvalidGrantError(description="auth_req_id has already been exchanged")
+    grant = repo.grant_for_request(session, request.id)
+    if grant is None or not grant.is_active(now):
+        raise InvalidGrantError(description="the grant has ended")
+    request.redeemed_at = now
+    session.add(request)
+    return issue(session, config, grant, family_id=grant.id)

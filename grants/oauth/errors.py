@@ -1,0 +1,71 @@
+"""OAuth error classes beyond authlib's: each names its spec. Bodies are RFC-shaped."""
+
+from __future__ import annotations
+
+from authlib.oauth2.base import OAuth2Error
+from authlib.oauth2.rfc6749.errors import (
+    AccessDeniedError,
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    UnauthorizedClientError,
+    UnsupportedGrantTypeError,
+)
+from authlib.oauth2.rfc6750.errors import InvalidTokenError
+from authlib.oauth2.rfc8628.errors import (
+    AuthorizationPendingError,
+    ExpiredTokenError,
+    SlowDownError,
+)
+
+__all__ = [
+    "AccessDeniedError",
+    "AuthorizationPendingError",
+    "ExpiredTokenError",
+    "InvalidAuthorizationDetailsError",
+    "InvalidClientError",
+    "InvalidGrantError",
+    "InvalidRequestError",
+    "InvalidTokenError",
+    "OAuth2Error",
+    "PollingError",
+    "SlowDownError",
+    "UnauthorizedClientError",
+    "UnknownUserIdError",
+    "UnsupportedGrantTypeError",
+]
+
+
+class UnknownUserIdError(OAuth2Error):
+    """CIBA Core 1.0, section 13: the login_hint names nobody we can ask. Used for a
+    wrong, expired, cancelled or reused connection code alike, so it reveals nothing."""
+
+    error = "unknown_user_id"
+    status_code = 400
+
+
+class InvalidAuthorizationDetailsError(OAuth2Error):
+    """RFC 9396, section 5: authorization_details malformed or not allowed."""
+
+    error = "invalid_authorization_details"
+    status_code = 400
+
+
+class PollingError:
+    """Mixin: the poll itself must still be recorded (for slow_down) although the token
+    request fails, so the request's transaction commits."""
+
+    keeps_changes = True
+
+
+class PendingPoll(PollingError, AuthorizationPendingError):
+    pass
+
+
+class TooFastPoll(PollingError, SlowDownError):
+    pass
+
+
+def invalid_client(description: str) -> InvalidClientError:
+    # RFC 6749 section 5.2 allows 401 for invalid_client; we always use it.
+    return InvalidClientError(description=description, status_code=401)

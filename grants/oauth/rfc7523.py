@@ -1,0 +1,168 @@
+"""Client authentication with ``private_key_jwt`` (RFC 7523 section 2.2 and 3; OpenID
+Connect Core section 9), hardened per RFC 9700 and FAPI 2.0:
+
+* only asymmetric algorithms: ``alg=none`` and HMAC (HS*) are refused outright;
+* ``iss`` and ``sub`` are the client_id; ``aud`` is this issuer or the endpoint's URL;
+* ``exp`` is required and not passed; ``iat`` is not in the future beyond a small
+  leeway; an assertion may live at most ``max_assertion_seconds``;
+* each ``jti`` is remembered in the database until the assertion expires, so a replay
+  fails on any worker.
+
+``client_secret_basic`` (RFC 6749 section 2.3.1) works only for a client the operator
+registered with ``--allow-secret``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from grants import repository as repo
+from grants.config import GrantsConfig
+from grants.models import UsedAssertion
+from grants.oauth.errors import InvalidClientError, invalid_client
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ACCEPTED_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
+
+
+@dataclass(frozen=True)
+class AuthenticatedClient:
+    client_id: str
+    agency_id: uuid.UUID
+    agency_name: str
+
+
+def authenticate(
+    session: Session,
+    config: GrantsConfig,
+    form: Mapping[str, str],
+    authorization: str | None,
+    endpoint_url: str,
+) -> AuthenticatedClient:
+    """Authenticate the client of a token, backchannel, introspection or revocation call."""
+    if form.get("client_assertion") is not None:
+        return _by_assertion(session, config, form, endpoint_url)
+    if authorization and authorization.lower().startswith("basic "):
+        return _by_secret(session, config, authorization)
+    raise invalid_client("client authentication is required (private_key_jwt)")
+
+
+def _peek(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        compact = jws.extract_compact(assertion.encode())
+        claims = json.loads(compact.payload)
+    except (JoseError, ValueError, TypeError):
+        raise invalid_client("client_assertion is not a signed JWT") from None
+    if not isinstance(claims, dict):
+        raise invalid_client("client_assertion claims must be a JSON object")
+    return dict(compact.headers()), claims
+
+
+def _by_assertion(
+    session: Session, config: GrantsConfig, form: Mapping[str, str], endpoint_url: str
+) -> AuthenticatedClient:
+    if form.get("client_assertion_type") != ASSERTION_TYPE:
+        raise invalid_client(f"client_assertion_type must be {ASSERTION_TYPE}")
+    assertion = form["client_assertion"]
+    if len(assertion) > 8_000:
+        raise invalid_client("client_assertion is too long")
+    header, unverified = _peek(assertion)
+    alg = header.get("alg")
+    if alg not in ACCEPTED_ALGORITHMS:
+        raise invalid_client(
+            f"alg {alg!r} is not accepted; use one of {', '.join(ACCEPTED_ALGORITHMS)}"
+        )
+    client_id = unverified.get("iss")
+    if not isinstance(client_id, str):
+        raise invalid_client("client_assertion needs iss")
+    if form.get("client_id") not in (None, client_id):
+        raise invalid_client("client_id does not match the assertion")
+    client = repo.get_client(session, client_id)
+    if client is None or client.disabled_at is not None or client.auth_method != "private_key_jwt":
+        raise invalid_client("unknown client or client not allowed to use private_key_jwt")
+    try:
+        token = jwt.decode(
+            assertion,
+            KeySet.import_key_set(client.jwks),  # type: ignore[arg-type]  # validated on add
+            algorithms=list(ACCEPTED_ALGORITHMS),
+        )
+    except (JoseError, ValueError):
+        raise invalid_client("client_assertion signature does not verify") from None
+    _check_claims(config, token.claims, client_id, endpoint_url)
+    _remember_jti(session, client_id, token.claims["jti"], token.claims["exp"])
+    agency = repo.get_agency(session, client.agency_id)
+    assert agency is not None  # noqa: S101 - foreign key guarantees it
+    return AuthenticatedClient(client_id=client_id, agency_id=agency.id, agency_name=agency.name)
+
+
+def _check_claims(
+    config: GrantsConfig, claims: dict[str, Any], client_id: str, endpoint_url: str
+) -> None:
+    now = int(time.time())
+    audiences = claims.get("aud")
+    audiences = [audiences] if isinstance(audiences, str) else audiences or []
+    if not {config.issuer, endpoint_url} & set(audiences):
+        raise invalid_client("client_assertion aud must be this issuer or this endpoint")
+    if claims.get("sub") != client_id:
+        raise invalid_client("client_assertion sub must equal iss (the client_id)")
+    exp = claims.get("exp")
+    if not isinstance(exp, int) or exp <= now:
+        raise invalid_client("client_assertion has expired or has no exp")
+    if exp - now > config.max_assertion_seconds:
+        raise invalid_client(f"client_assertion may live at most {config.max_assertion_seconds}s")
+    iat = claims.get("iat")
+    if iat is not None and (
+        not isinstance(iat, int) or iat > now + config.assertion_leeway_seconds
+    ):
+        raise invalid_client("client_assertion iat is in the future")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not 1 <= len(jti) <= 200:
+        raise invalid_client("client_assertion needs a jti")
+
+
+def _remember_jti(session: Session, client_id: str, jti: str, exp: int) -> None:
+    expires_at = datetime.fromtimestamp(exp, UTC)
+    repo.forget_expired_assertions(session, client_id)
+    try:
+        with session.begin_nested():
+            session.add(UsedAssertion(client_id=client_id, jti=jti, expires_at=expires_at))
+    except IntegrityError:
+        raise invalid_client("client_assertion jti has been used before") from None
+
+
+def _by_secret(session: Session, config: GrantsConfig, authorization: str) -> AuthenticatedClient:
+    try:
+        decoded = base64.b64decode(authorization.split(" ", 1)[1], validate=True).decode()
+        client_id, secret = decoded.split(":", 1)
+    except (binascii.Error, UnicodeDecodeError, ValueError, IndexError):
+        raise invalid_client("malformed Basic credentials") from None
+    client = repo.get_client(session, client_id)
+    if (
+        client is None
+        or client.disabled_at is not None
+        or client.auth_method != "client_secret_basic"
+        or client.secret_hash is None
+        or not hmac.compare_digest(client.secret_hash, config.hash("client-secret", secret))
+    ):
+        raise invalid_client("client authentication failed")
+    agency = repo.get_agency(session, client.agency_id)
+    assert agency is not None  # noqa: S101 - foreign key guarantees it
+    return AuthenticatedClient(client_id=client_id, agency_id=agency.id, agency_name=agency.name)
+
+
+__all__ = ["ASSERTION_TYPE", "AuthenticatedClient", "InvalidClientError", "authenticate"]

@@ -1,0 +1,71 @@
+"""Plain words for requests and grants, for young people (reading age about 10)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CATEGORY_WORDS = {
+    "education": "education",
+    "health": "health",
+    "care_plan": "care plan",
+    "social_work": "social work",
+    "police": "police",
+    "housing": "housing",
+    "identity": "basic details",
+    "my_story": "shared story",
+}
+PURPOSE_WORDS = {
+    "education_support": "to plan support at school",
+    "child_plan": "to work on your plan",
+    "health_care": "to look after your health",
+    "child_protection": "to keep you safe",
+}
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def what(actions: list[str], categories: list[str]) -> str:
+    verb = {
+        ("read",): "read",
+        ("write",): "add to",
+        ("read", "write"): "read and add to",
+    }[tuple(sorted(actions))]
+    things = [CATEGORY_WORDS.get(c, c) for c in categories if c != "my_story"]
+    parts = []
+    if things:
+        parts.append(f"your {_join(things)} records")
+    if "my_story" in categories:
+        parts.append("the parts of your story you chose to share")
+    return f"{verb} {' and '.join(parts)}"
+
+
+def purpose_words(purpose: str) -> str:
+    return PURPOSE_WORDS.get(purpose, "for " + purpose.replace("_", " "))
+
+
+def request_summary(
+    practitioner: dict[str, Any], agency: str, details: dict[str, Any], days: int
+) -> str:
+    """E.g. "Jo Bloggs, guidance teacher at Example High School, wants to read your
+    education records for 30 days to plan support at school." """
+    return _sentence(practitioner, agency, details, days, "wants to")
+
+
+def grant_summary(
+    practitioner: dict[str, Any], agency: str, details: dict[str, Any], days: int
+) -> str:
+    """E.g. "Jo Bloggs, guidance teacher at Example High School, can read ..." """
+    return _sentence(practitioner, agency, details, days, "can")
+
+
+def _sentence(
+    practitioner: dict[str, Any], agency: str, details: dict[str, Any], days: int, modal: str
+) -> str:
+    who = f"{practitioner['name']}, {practitioner['role']} at {agency}"
+    span = "1 day" if days == 1 else f"{days} days"
+    return (
+        f"{who}, {modal} {what(details['actions'], details['categories'])} "
+        f"for {span} {purpose_words(details['purpose'])}."
+    )
