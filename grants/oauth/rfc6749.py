@@ -35,9 +35,9 @@ def token(
         return ciba.token_grant(session, config, client, form)
     if grant_type == REFRESH:
         return refresh(session, config, client, form)
-    raise UnsupportedGrantTypeError(
-        description=f"grant_type must be one of {', '.join(GRANT_TYPES)}"
-    )
+    error = UnsupportedGrantTypeError(str(grant_type)[:60])
+    error.description = f"grant_type must be one of {', '.join(GRANT_TYPES)}"
+    raise error
 
 
 def refresh(

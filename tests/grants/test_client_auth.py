@@ -1,0 +1,142 @@
+"""RFC 7523 private_key_jwt: every refusal SECURITY.md lists, through the real endpoint."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+from joserfc import jwt
+from joserfc.jwk import OctKey
+
+from app.container import Services
+from tests.conftest import run_sql
+from tests.grants.kit import ASSERTION_TYPE, AgencyClient, agency_client
+
+
+@pytest.fixture
+def agency(client: TestClient, services: Services) -> AgencyClient:
+    return agency_client(client, services)
+
+
+def introspect_with(agency: AgencyClient, assertion: str) -> tuple[int, dict[str, str]]:
+    response = agency.post("/oauth/introspect", {"token": "whatever"}, assertion)
+    return response.status_code, response.json()
+
+
+def unsigned(claims: dict[str, object], alg: str = "none") -> str:
+    def b64(data: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{b64({'alg': alg, 'typ': 'JWT'})}.{b64(claims)}."
+
+
+class TestPrivateKeyJwt:
+    def test_good_assertion_is_accepted(self, agency: AgencyClient) -> None:
+        assert introspect_with(agency, agency.assertion()) == (200, {"active": False})
+
+    def test_alg_none_is_refused(self, agency: AgencyClient) -> None:
+        now = int(time.time())
+        claims = {"iss": agency.client_id, "sub": agency.client_id, "aud": agency.issuer,
+                  "exp": now + 60, "jti": uuid.uuid4().hex}  # fmt: skip
+        status, body = introspect_with(agency, unsigned(claims))
+        assert status == 401 and body["error"] == "invalid_client"
+        assert "none" in body["error_description"]
+
+    def test_hmac_is_refused(self, agency: AgencyClient) -> None:
+        now = int(time.time())
+        claims = {"iss": agency.client_id, "sub": agency.client_id, "aud": agency.issuer,
+                  "exp": now + 60, "jti": uuid.uuid4().hex}  # fmt: skip
+        key = OctKey.import_key(b"a-shared-secret-anyone-could-guess-1234")
+        forged = jwt.encode({"alg": "HS256"}, claims, key, algorithms=["HS256"])
+        status, body = introspect_with(agency, forged)
+        assert status == 401 and "HS256" in body["error_description"]
+
+    @pytest.mark.parametrize(
+        ("overrides", "message"),
+        [
+            ({"aud": "https://someone-else.example"}, "aud"),
+            ({"exp": int(time.time()) - 5}, "expired"),
+            ({"exp": None}, "expired"),
+            ({"iat": int(time.time()) + 3600, "exp": int(time.time()) + 3700}, ""),
+            ({"exp": int(time.time()) + 3600}, "at most"),
+            ({"sub": "someone-else"}, "sub"),
+            ({"jti": None}, "jti"),
+        ],
+    )
+    def test_bad_claims_are_refused(
+        self, agency: AgencyClient, overrides: dict[str, object], message: str
+    ) -> None:
+        status, body = introspect_with(agency, agency.assertion(**overrides))
+        assert status == 401 and body["error"] == "invalid_client"
+        assert message in body["error_description"]
+
+    def test_iat_far_in_future_is_refused(self, agency: AgencyClient) -> None:
+        now = int(time.time())
+        status, body = introspect_with(agency, agency.assertion(iat=now + 300, exp=now + 400))
+        assert status == 401 and "future" in body["error_description"]
+
+    def test_endpoint_url_is_an_accepted_audience(self, agency: AgencyClient) -> None:
+        url = agency.issuer.rstrip("/") + "/oauth/introspect"
+        assert introspect_with(agency, agency.assertion(aud=url))[0] == 200
+        other_endpoint = agency.issuer.rstrip("/") + "/oauth/token"
+        assert introspect_with(agency, agency.assertion(aud=other_endpoint))[0] == 401
+
+    def test_replayed_jti_is_refused(self, agency: AgencyClient, services: Services) -> None:
+        assertion = agency.assertion()
+        assert introspect_with(agency, assertion)[0] == 200
+        status, body = introspect_with(agency, assertion)
+        assert status == 401 and "used before" in body["error_description"]
+        # Remembered in the database (shared by all workers) until it expires.
+        assert run_sql(services, "SELECT count(*) FROM used_assertion")[0][0] == 1
+
+    def test_jti_stays_used_even_when_the_call_fails(self, agency: AgencyClient) -> None:
+        assertion = agency.assertion()
+        failed = agency.post("/oauth/token", {"grant_type": "password"}, assertion)
+        assert failed.status_code == 400 and failed.json()["error"] == "unsupported_grant_type"
+        assert introspect_with(agency, assertion)[0] == 401
+
+    def test_signed_by_another_clients_key(
+        self, agency: AgencyClient, client: TestClient, services: Services
+    ) -> None:
+        other = agency_client(client, services, name="Example Health Board")
+        forged = other.assertion(iss=agency.client_id, sub=agency.client_id)
+        assert introspect_with(agency, forged)[0] == 401
+
+    @pytest.mark.parametrize(
+        "form",
+        [
+            {},
+            {"client_assertion_type": "urn:wrong", "client_assertion": "x"},
+            {"client_assertion_type": ASSERTION_TYPE, "client_assertion": "not.a.jwt"},
+            {"client_assertion_type": ASSERTION_TYPE, "client_assertion": "x" * 9000},
+        ],
+    )
+    def test_missing_or_malformed_client_auth(
+        self, client: TestClient, form: dict[str, str]
+    ) -> None:
+        response = client.post("/oauth/introspect", data={"token": "t", **form})
+        assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+
+    def test_basic_auth_refused_without_allow_secret(
+        self, agency: AgencyClient, client: TestClient
+    ) -> None:
+        basic = base64.b64encode(f"{agency.client_id}:guess".encode()).decode()
+        response = client.post("/oauth/introspect", data={"token": "t"},
+                               headers={"Authorization": f"Basic {basic}"})  # fmt: skip
+        assert response.status_code == 401
+
+    def test_form_must_be_urlencoded_and_single_valued(
+        self, agency: AgencyClient, client: TestClient
+    ) -> None:
+        as_json = client.post("/oauth/introspect", json={"token": "t"})
+        assert as_json.status_code == 400 and as_json.json()["error"] == "invalid_request"
+        doubled = client.post(
+            "/oauth/introspect",
+            content=f"token=a&token=b&client_assertion_type={ASSERTION_TYPE}&client_assertion={agency.assertion()}",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert doubled.status_code == 400 and "once" in doubled.json()["error_description"]
