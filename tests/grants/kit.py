@@ -56,17 +56,26 @@ class AgencyClient:
         }
         return self.http.post(path, data=form)
 
-    def ask(self, login_hint: str, *, categories: list[str] | None = None,
-            actions: list[str] | None = None, days: int = 30, purpose: str = "education_support",
-            **extra: Any) -> Any:  # fmt: skip
-        details = [{
-            "type": "storykeep_records",
-            "actions": actions or ["read"],
-            "categories": categories or ["education"],
-            "purpose": purpose,
-            "duration_days": days,
-            **extra,
-        }]  # fmt: skip
+    def ask(
+        self,
+        login_hint: str,
+        *,
+        categories: list[str] | None = None,
+        actions: list[str] | None = None,
+        days: int = 30,
+        purpose: str = "education_support",
+        **extra: Any,
+    ) -> Any:
+        details = [
+            {
+                "type": "storykeep_records",
+                "actions": actions or ["read"],
+                "categories": categories or ["education"],
+                "purpose": purpose,
+                "duration_days": days,
+                **extra,
+            }
+        ]
         return self.post(
             "/oauth/backchannel",
             {
@@ -107,9 +116,14 @@ def register_agency(
             session, Actor.operator(), services.keys, name, list(purposes), statutory, 90
         )
         client, _secret = grants_service.add_client(
-            session, services.grants, Actor.operator(), services.keys, agency.name,
-            json.dumps(jwks), allow_secret=False,
-        )  # fmt: skip
+            session,
+            services.grants,
+            Actor.operator(),
+            services.keys,
+            agency.name,
+            json.dumps(jwks),
+            allow_secret=False,
+        )
     return client.client_id, key
 
 

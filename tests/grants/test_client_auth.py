@@ -40,16 +40,26 @@ class TestPrivateKeyJwt:
 
     def test_alg_none_is_refused(self, agency: AgencyClient) -> None:
         now = int(time.time())
-        claims = {"iss": agency.client_id, "sub": agency.client_id, "aud": agency.issuer,
-                  "exp": now + 60, "jti": uuid.uuid4().hex}  # fmt: skip
+        claims = {
+            "iss": agency.client_id,
+            "sub": agency.client_id,
+            "aud": agency.issuer,
+            "exp": now + 60,
+            "jti": uuid.uuid4().hex,
+        }
         status, body = introspect_with(agency, unsigned(claims))
         assert status == 401 and body["error"] == "invalid_client"
         assert "none" in body["error_description"]
 
     def test_hmac_is_refused(self, agency: AgencyClient) -> None:
         now = int(time.time())
-        claims = {"iss": agency.client_id, "sub": agency.client_id, "aud": agency.issuer,
-                  "exp": now + 60, "jti": uuid.uuid4().hex}  # fmt: skip
+        claims = {
+            "iss": agency.client_id,
+            "sub": agency.client_id,
+            "aud": agency.issuer,
+            "exp": now + 60,
+            "jti": uuid.uuid4().hex,
+        }
         key = OctKey.import_key(b"a-shared-secret-anyone-could-guess-1234")
         forged = jwt.encode({"alg": "HS256"}, claims, key, algorithms=["HS256"])
         status, body = introspect_with(agency, forged)
@@ -125,8 +135,9 @@ class TestPrivateKeyJwt:
         self, agency: AgencyClient, client: TestClient
     ) -> None:
         basic = base64.b64encode(f"{agency.client_id}:guess".encode()).decode()
-        response = client.post("/oauth/introspect", data={"token": "t"},
-                               headers={"Authorization": f"Basic {basic}"})  # fmt: skip
+        response = client.post(
+            "/oauth/introspect", data={"token": "t"}, headers={"Authorization": f"Basic {basic}"}
+        )
         assert response.status_code == 401
 
     def test_form_must_be_urlencoded_and_single_valued(

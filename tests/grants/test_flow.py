@@ -40,8 +40,11 @@ def young(client: TestClient, services: Services) -> dict[str, Any]:
         "health": add_record(services, "alex", category="health", title="Check-up"),
     }
     for title, shareable in (("shared one", True), ("private one", False)):
-        client.post("/api/v1/me/entries", json={"title": title, "shareable": shareable},
-                    headers={"X-CSRF-Token": csrf})  # fmt: skip
+        client.post(
+            "/api/v1/me/entries",
+            json={"title": title, "shareable": shareable},
+            headers={"X-CSRF-Token": csrf},
+        )
     return {"csrf": csrf, "records": ids}
 
 
@@ -52,12 +55,14 @@ def only_request(client: TestClient) -> dict[str, Any]:
 
 
 def approve(client: TestClient, csrf: str, request_id: str, **narrow: Any) -> Any:
-    return client.post(f"/api/v1/me/requests/{request_id}/approve", json=narrow,
-                       headers={"X-CSRF-Token": csrf})  # fmt: skip
+    return client.post(
+        f"/api/v1/me/requests/{request_id}/approve", json=narrow, headers={"X-CSRF-Token": csrf}
+    )
 
 
-def granted(client: TestClient, school: AgencyClient, young: dict[str, Any],
-            **ask: Any) -> dict[str, Any]:  # fmt: skip
+def granted(
+    client: TestClient, school: AgencyClient, young: dict[str, Any], **ask: Any
+) -> dict[str, Any]:
     """Run the flow to tokens. Returns the token response."""
     asked = school.ask(connection_code(client, young["csrf"]), **ask)
     assert asked.status_code == 200, asked.text
@@ -98,8 +103,9 @@ class TestConnectionCodes:
         assert [c["code"] for c in listed] == [code["code"]]
         qr = client.get(f"/api/v1/me/connection-codes/{code['id']}/qr.svg")
         assert qr.headers["content-type"] == "image/svg+xml" and b"<svg" in qr.content
-        cancel = client.delete(f"/api/v1/me/connection-codes/{code['id']}",
-                               headers={"X-CSRF-Token": young["csrf"]})  # fmt: skip
+        cancel = client.delete(
+            f"/api/v1/me/connection-codes/{code['id']}", headers={"X-CSRF-Token": young["csrf"]}
+        )
         assert cancel.status_code == 204
         assert client.get("/api/v1/me/connection-codes").json() == []
 
@@ -158,29 +164,61 @@ class TestAsking:
             ("not json", "JSON array"),
             ("[]", "exactly one"),
             ('[{"type":"other"}]', "type"),
-            ('[{"type":"storykeep_records","actions":["delete"],"categories":["education"],'
-             '"purpose":"education_support","duration_days":30}]', "unknown actions"),
-            ('[{"type":"storykeep_records","actions":["read"],"categories":["diary"],'
-             '"purpose":"education_support","duration_days":30}]', "unknown categories"),
-            ('[{"type":"storykeep_records","actions":["read"],"categories":["education"],'
-             '"purpose":"health_care","duration_days":30}]', "purpose"),
-            ('[{"type":"storykeep_records","actions":["read"],"categories":["education"],'
-             '"purpose":"education_support","duration_days":91}]', "at most 90"),
-            ('[{"type":"storykeep_records","actions":["read"],"categories":["education"],'
-             '"purpose":"education_support","duration_days":"30"}]', "whole number"),
-            ('[{"type":"storykeep_records","actions":["write"],"categories":["my_story"],'
-             '"purpose":"education_support","duration_days":3}]', "own story"),
-            ('[{"type":"storykeep_records","actions":["read"],"categories":["education"],'
-             '"purpose":"education_support","duration_days":3,"extra":1}]', "unknown fields"),
+            (
+                '[{"type":"storykeep_records","actions":["delete"],"categories":["education"],'
+                '"purpose":"education_support","duration_days":30}]',
+                "unknown actions",
+            ),
+            (
+                '[{"type":"storykeep_records","actions":["read"],"categories":["diary"],'
+                '"purpose":"education_support","duration_days":30}]',
+                "unknown categories",
+            ),
+            (
+                '[{"type":"storykeep_records","actions":["read"],"categories":["education"],'
+                '"purpose":"health_care","duration_days":30}]',
+                "purpose",
+            ),
+            (
+                '[{"type":"storykeep_records","actions":["read"],"categories":["education"],'
+                '"purpose":"education_support","duration_days":91}]',
+                "at most 90",
+            ),
+            (
+                '[{"type":"storykeep_records","actions":["read"],"categories":["education"],'
+                '"purpose":"education_support","duration_days":"30"}]',
+                "whole number",
+            ),
+            (
+                '[{"type":"storykeep_records","actions":["write"],"categories":["my_story"],'
+                '"purpose":"education_support","duration_days":3}]',
+                "own story",
+            ),
+            (
+                '[{"type":"storykeep_records","actions":["read"],"categories":["education"],'
+                '"purpose":"education_support","duration_days":3,"extra":1}]',
+                "unknown fields",
+            ),
         ],
-    )  # fmt: skip
+    )
     def test_bad_authorization_details_change_nothing(
-        self, client: TestClient, school: AgencyClient, young: dict[str, Any], services: Services,
-        details: str, fragment: str,
-    ) -> None:  # fmt: skip
+        self,
+        client: TestClient,
+        school: AgencyClient,
+        young: dict[str, Any],
+        services: Services,
+        details: str,
+        fragment: str,
+    ) -> None:
         code = connection_code(client, young["csrf"])
-        bad = school.post("/oauth/backchannel", {"login_hint": code, "authorization_details": details,
-                                                  "practitioner": json.dumps(TEACHER)})  # fmt: skip
+        bad = school.post(
+            "/oauth/backchannel",
+            {
+                "login_hint": code,
+                "authorization_details": details,
+                "practitioner": json.dumps(TEACHER),
+            },
+        )
         assert bad.status_code == 400
         assert bad.json()["error"] == "invalid_authorization_details"
         assert fragment in bad.json()["error_description"]
@@ -189,9 +227,13 @@ class TestAsking:
 
     @pytest.mark.parametrize(
         ("field", "value"),
-        [("practitioner", "{}"), ("practitioner", '{"name":"x","role":"y","email":"nope"}'),
-         ("requested_expiry", "10"), ("requested_expiry", "lots")],
-    )  # fmt: skip
+        [
+            ("practitioner", "{}"),
+            ("practitioner", '{"name":"x","role":"y","email":"nope"}'),
+            ("requested_expiry", "10"),
+            ("requested_expiry", "lots"),
+        ],
+    )
     def test_bad_request_fields(
         self,
         client: TestClient,
@@ -201,10 +243,22 @@ class TestAsking:
         value: str,
     ) -> None:
         code = connection_code(client, young["csrf"])
-        form = {"login_hint": code, "practitioner": json.dumps(TEACHER), field: value,
-                "authorization_details": json.dumps([{"type": "storykeep_records",
-                "actions": ["read"], "categories": ["education"],
-                "purpose": "education_support", "duration_days": 30}])}  # fmt: skip
+        form = {
+            "login_hint": code,
+            "practitioner": json.dumps(TEACHER),
+            field: value,
+            "authorization_details": json.dumps(
+                [
+                    {
+                        "type": "storykeep_records",
+                        "actions": ["read"],
+                        "categories": ["education"],
+                        "purpose": "education_support",
+                        "duration_days": 30,
+                    }
+                ]
+            ),
+        }
         response = school.post("/oauth/backchannel", form)
         assert response.status_code == 400 and response.json()["error"] == "invalid_request"
         assert school.ask(code).status_code == 200
@@ -229,8 +283,11 @@ class TestPolling:
     ) -> None:
         auth_req_id = school.ask(connection_code(client, young["csrf"])).json()["auth_req_id"]
         request = only_request(client)
-        declined = client.post(f"/api/v1/me/requests/{request['id']}/decline",
-                               json={"reason": "Not now"}, headers={"X-CSRF-Token": young["csrf"]})  # fmt: skip
+        declined = client.post(
+            f"/api/v1/me/requests/{request['id']}/decline",
+            json={"reason": "Not now"},
+            headers={"X-CSRF-Token": young["csrf"]},
+        )
         assert declined.status_code == 200 and declined.json()["status"] == "declined"
         polled = school.poll(auth_req_id)
         assert polled.status_code == 400 and polled.json()["error"] == "access_denied"
@@ -241,8 +298,11 @@ class TestPolling:
         self, client: TestClient, services: Services, school: AgencyClient, young: dict[str, Any]
     ) -> None:
         auth_req_id = school.ask(connection_code(client, young["csrf"])).json()["auth_req_id"]
-        run_sql(services, "UPDATE access_request SET decide_by = :t",
-                t=db_time(services, utcnow() - timedelta(seconds=1)))  # fmt: skip
+        run_sql(
+            services,
+            "UPDATE access_request SET decide_by = :t",
+            t=db_time(services, utcnow() - timedelta(seconds=1)),
+        )
         assert school.poll(auth_req_id).json()["error"] == "expired_token"
         assert only_request(client)["status"] == "lapsed"
         assert approve(client, young["csrf"], only_request(client)["id"]).status_code == 409
@@ -269,22 +329,32 @@ class TestDeciding:
             r["title"] for r in client.get(records_url(tokens), headers=bearer(tokens)).json()
         ]
         assert titles == ["Check-up"]
-        education = client.get(f"{records_url(tokens)}/{young['records']['education']}",
-                               headers=bearer(tokens))  # fmt: skip
-        unknown = client.get(f"{records_url(tokens)}/00000000-0000-4000-8000-000000000000",
-                             headers=bearer(tokens))  # fmt: skip
+        education = client.get(
+            f"{records_url(tokens)}/{young['records']['education']}", headers=bearer(tokens)
+        )
+        unknown = client.get(
+            f"{records_url(tokens)}/00000000-0000-4000-8000-000000000000", headers=bearer(tokens)
+        )
         assert education.status_code == unknown.status_code == 404
         assert education.json() == unknown.json()
 
     @pytest.mark.parametrize(
         "narrow",
-        [{"categories": ["education", "police"]}, {"categories": []},
-         {"expires_at": "2999-01-01T00:00:00+00:00"}, {"expires_at": "2000-01-01T00:00:00+00:00"}],
-    )  # fmt: skip
+        [
+            {"categories": ["education", "police"]},
+            {"categories": []},
+            {"expires_at": "2999-01-01T00:00:00+00:00"},
+            {"expires_at": "2000-01-01T00:00:00+00:00"},
+        ],
+    )
     def test_approval_cannot_widen(
-        self, client: TestClient, school: AgencyClient, young: dict[str, Any], services: Services,
+        self,
+        client: TestClient,
+        school: AgencyClient,
+        young: dict[str, Any],
+        services: Services,
         narrow: dict[str, Any],
-    ) -> None:  # fmt: skip
+    ) -> None:
         school.ask(connection_code(client, young["csrf"]))
         response = approve(client, young["csrf"], only_request(client)["id"], **narrow)
         assert response.status_code == 422
@@ -394,8 +464,9 @@ class TestTokensAndReads:
         tokens = granted(client, school, young)
         again = school.ask(tokens["vault_handle"])  # the agency's own handle works as a hint
         assert again.status_code == 200
-        nurse = agency_client(client, services, name="Example Health Board",
-                              purposes=("health_care",))  # fmt: skip
+        nurse = agency_client(
+            client, services, name="Example Health Board", purposes=("health_care",)
+        )
         theirs = nurse.ask(tokens["vault_handle"], purpose="health_care", categories=["health"])
         assert theirs.status_code == 400 and theirs.json()["error"] == "unknown_user_id"
         nurse_tokens = granted(client, nurse, young, purpose="health_care", categories=["health"])
@@ -407,9 +478,12 @@ class TestTokensAndReads:
         self, client: TestClient, school: AgencyClient, young: dict[str, Any]
     ) -> None:
         tokens = granted(client, school, young)
-        for headers in ({}, {"Authorization": "Bearer skat_guess"},
-                        {"Authorization": f"Bearer {tokens['refresh_token']}"},
-                        {"Authorization": f"Basic {tokens['access_token']}"}):  # fmt: skip
+        for headers in (
+            {},
+            {"Authorization": "Bearer skat_guess"},
+            {"Authorization": f"Bearer {tokens['refresh_token']}"},
+            {"Authorization": f"Basic {tokens['access_token']}"},
+        ):
             response = client.get(records_url(tokens), headers=headers)
             assert response.status_code == 401 and response.json()["error"] == "invalid_token"
 
@@ -423,16 +497,19 @@ class TestWriting:
         refused = client.post(records_url(read_only), json=record, headers=bearer(read_only))
         assert refused.status_code == 403
         writer = granted(client, school, young, actions=["read", "write"])
-        wrong_category = client.post(records_url(writer), json={**record, "category": "police"},
-                                     headers=bearer(writer))  # fmt: skip
+        wrong_category = client.post(
+            records_url(writer), json={**record, "category": "police"}, headers=bearer(writer)
+        )
         assert wrong_category.status_code == 403
         spoofed = {**record, "agency": "Police Scotland", "author_name": "Someone Else"}
         written = client.post(records_url(writer), json=spoofed, headers=bearer(writer))
         assert written.status_code == 201, written.text
         made = written.json()
         assert (made["agency"], made["author_name"], made["author_role"]) == (
-            "Example High School", "Jo Bloggs", "guidance teacher",
-        )  # fmt: skip
+            "Example High School",
+            "Jo Bloggs",
+            "guidance teacher",
+        )
         mine = client.get(f"/api/v1/me/records/{made['id']}").json()
         assert mine["body"] == "Extra time in exams." and mine["agency"] == "Example High School"
         trail = client.get("/api/v1/me/audit").json()["events"]
@@ -440,13 +517,20 @@ class TestWriting:
 
     @pytest.mark.parametrize(
         "record",
-        [{"category": "education", "title": "", "body": "x"}, {"category": "education"},
-         {"category": "education", "title": "t", "body": "x" * 20_001}],
-    )  # fmt: skip
+        [
+            {"category": "education", "title": "", "body": "x"},
+            {"category": "education"},
+            {"category": "education", "title": "t", "body": "x" * 20_001},
+        ],
+    )
     def test_bad_writes_change_nothing(
-        self, client: TestClient, services: Services, school: AgencyClient, young: dict[str, Any],
+        self,
+        client: TestClient,
+        services: Services,
+        school: AgencyClient,
+        young: dict[str, Any],
         record: dict[str, Any],
-    ) -> None:  # fmt: skip
+    ) -> None:
         writer = granted(client, school, young, actions=["read", "write"])
         before = run_sql(services, "SELECT count(*) FROM agency_record")[0][0]
         assert (
@@ -462,13 +546,15 @@ class TestEndings:
         tokens = granted(client, school, young)
         assert client.get(records_url(tokens), headers=bearer(tokens)).status_code == 200
         grant_id = client.get("/api/v1/me/grants").json()[0]["id"]
-        stopped = client.post(f"/api/v1/me/grants/{grant_id}/revoke",
-                              headers={"X-CSRF-Token": young["csrf"]})  # fmt: skip
+        stopped = client.post(
+            f"/api/v1/me/grants/{grant_id}/revoke", headers={"X-CSRF-Token": young["csrf"]}
+        )
         assert stopped.status_code == 200 and stopped.json()["active"] is False
         assert_dead(client, school, tokens)
         assert client.get("/api/v1/me/audit").json()["events"][0]["action"] == "grant:revoked"
-        again = client.post(f"/api/v1/me/grants/{grant_id}/revoke",
-                            headers={"X-CSRF-Token": young["csrf"]})  # fmt: skip
+        again = client.post(
+            f"/api/v1/me/grants/{grant_id}/revoke", headers={"X-CSRF-Token": young["csrf"]}
+        )
         assert again.status_code == 409
 
     def test_client_revokes_with_rfc7009(
@@ -491,8 +577,11 @@ class TestEndings:
         self, client: TestClient, services: Services, school: AgencyClient, young: dict[str, Any]
     ) -> None:
         tokens = granted(client, school, young)
-        run_sql(services, "UPDATE access_grant SET expires_at = :t",
-                t=db_time(services, utcnow() - timedelta(seconds=1)))  # fmt: skip
+        run_sql(
+            services,
+            "UPDATE access_grant SET expires_at = :t",
+            t=db_time(services, utcnow() - timedelta(seconds=1)),
+        )
         assert_dead(client, school, tokens)
         assert client.get("/api/v1/me/grants").json()[0]["active"] is False
 
