@@ -102,7 +102,7 @@ def check_throttle(session: Session, settings: Settings, username: str, address:
             raise RateLimited(retry_after=max(1, int((window_end - now).total_seconds())))
 
 
-def _record_failure(session: Session, settings: Settings, username: str, address: str) -> None:
+def record_failure(session: Session, settings: Settings, username: str, address: str) -> None:
     now = utcnow()
     for key, _limit in _throttle_keys(settings, username, address):
         row = _throttle_row(session, settings, key, now)
@@ -124,7 +124,7 @@ def sign_in(
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or person is None:
-        _record_failure(session, settings, name, address)
+        record_failure(session, settings, name, address)
         raise SignInFailed()
     if _hasher.check_needs_rehash(person.password_hash):
         person.password_hash = _hasher.hash(password)
@@ -218,6 +218,6 @@ def reauthenticate(
     ``authenticated_at``. Used before export and erasure."""
     check_throttle(session, settings, person.username, address)
     if not verify_password(person, password):
-        _record_failure(session, settings, person.username, address)
+        record_failure(session, settings, person.username, address)
         raise SignInFailed()
     mark_reauthenticated(session, web_session)

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from app.auth import service as auth
 from app.container import Services
 from app.db import transaction
-from app.deps import DbSession, ServicesDep, get_services
+from app.deps import DbSession, ServicesDep, client_address, get_services
 from grants.oauth import ciba, rfc6749, rfc7009, rfc7523, rfc7662, rfc8414
-from grants.oauth.errors import InvalidRequestError
+from grants.oauth.errors import InvalidClientError, InvalidRequestError
 from grants.oauth.rfc7523 import AuthenticatedClient
 
 router = APIRouter(tags=["oauth"])
@@ -39,10 +40,19 @@ OAuthForm = Annotated[dict[str, str], Depends(oauth_form)]
 
 
 def _authenticate(
-    services: Services, form: dict[str, str], authorization: str | None, url: str
+    services: Services, form: dict[str, str], authorization: str | None, url: str, address: str
 ) -> AuthenticatedClient:
-    with transaction(services.engine) as session:
-        return rfc7523.authenticate(session, services.grants, form, authorization, url)
+    """Failed client authentications are throttled per address, like sign-ins
+    (SECURITY.md: login and token endpoints are rate-limited)."""
+    throttle_key = f"oauth-client:{address}"
+    try:
+        with transaction(services.engine) as session:
+            auth.check_throttle(session, services.settings, throttle_key, address)
+            return rfc7523.authenticate(session, services.grants, form, authorization, url)
+    except InvalidClientError:
+        with transaction(services.engine) as session:
+            auth.record_failure(session, services.settings, throttle_key, address)
+        raise
 
 
 async def oauth_client(
@@ -50,7 +60,12 @@ async def oauth_client(
 ) -> AuthenticatedClient:
     endpoint_url = services.settings.issuer.rstrip("/") + request.url.path
     return await run_in_threadpool(
-        _authenticate, services, form, request.headers.get("authorization"), endpoint_url
+        _authenticate,
+        services,
+        form,
+        request.headers.get("authorization"),
+        endpoint_url,
+        client_address(request),
     )
 
 

@@ -151,3 +151,13 @@ class TestPrivateKeyJwt:
             headers={"content-type": "application/x-www-form-urlencoded"},
         )
         assert doubled.status_code == 400 and "once" in doubled.json()["error_description"]
+
+
+def test_failed_client_authentication_is_throttled_per_address(
+    agency: AgencyClient, services: Services
+) -> None:
+    services.settings.login_max_failures_per_address = 3
+    for _ in range(3):
+        assert introspect_with(agency, agency.assertion(aud="https://wrong.example"))[0] == 401
+    blocked = agency.post("/oauth/introspect", {"token": "t"})
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
