@@ -26,7 +26,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     """Build the app. Refuses to start if the key file can be read by others."""
     settings = settings or Settings()
     services = services or build_services(settings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("storykeep").setLevel(logging.INFO)  # ours only; libraries stay quiet
 
     app = FastAPI(
         title="Storykeep",

@@ -55,23 +55,24 @@ def head_fields(head: AuditHead) -> dict[str, Any]:
     }
 
 
-def _sign_head(keys: KeyProvider, head: AuditHead) -> None:
-    head.signature = keys.sign(chainlib.head_message(head.chain, head.seq, head.entry_hash)).hex()
-    head.signed_at = utcnow()
+def _signature(keys: KeyProvider, chain: str, seq: int, entry_hash: str) -> str:
+    return keys.sign(chainlib.head_message(chain, seq, entry_hash)).hex()
 
 
-def _locked_head(session: Session, keys: KeyProvider, chain: str) -> AuditHead:
-    head = repo.lock_audit_head(session, chain)
+def _locked_head(session: Session, keys: KeyProvider, chain: str) -> tuple[int, str]:
+    """The chain's (seq, entry_hash), locked for this transaction; created if new."""
+    head = repo.lock_audit_head_row(session, chain)
     if head is not None:
         return head
-    genesis = AuditHead(chain=chain, seq=0, entry_hash=chainlib.genesis_hash(chain), signature="")
-    _sign_head(keys, genesis)
+    genesis = chainlib.genesis_hash(chain)
     try:
         with session.begin_nested():
-            session.add(genesis)
+            repo.insert_audit_head(
+                session, chain, genesis, _signature(keys, chain, 0, genesis), utcnow()
+            )
     except IntegrityError:
         pass  # another transaction created it first; lock theirs below
-    head = repo.lock_audit_head(session, chain)
+    head = repo.lock_audit_head_row(session, chain)
     if head is None:  # created just above or by a concurrent transaction
         raise RuntimeError(f"audit head for chain {chain} disappeared")
     return head
@@ -86,16 +87,19 @@ def append(
     *,
     object_type: str | None = None,
     object_id: str | None = None,
-) -> AuditEvent:
+) -> int:
     """Append one entry to ``chain`` in the caller's transaction and re-sign the head.
+    Returns the entry's sequence number.
 
     The head row is locked (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions
     are already serial), so two appends to one vault never share a sequence number.
+    This is on every read's hot path, so it runs as three Core statements.
     """
-    head = _locked_head(session, keys, chain)
+    head_seq, head_hash = _locked_head(session, keys, chain)
+    now = utcnow()
     fields: dict[str, Any] = {
         "chain": chain,
-        "occurred_at": utcnow(),
+        "occurred_at": now,
         "action": action,
         "actor_type": actor.type,
         "actor_id": actor.id,
@@ -106,16 +110,12 @@ def append(
         "object_type": object_type,
         "object_id": object_id,
     }
-    hashed = {**fields, "occurred_at": fields["occurred_at"].isoformat()}
-    digest = chainlib.entry_hash(head.entry_hash, hashed)
-    event = AuditEvent(seq=head.seq + 1, prev_hash=head.entry_hash, entry_hash=digest, **fields)
-    session.add(event)
-    head.seq = event.seq
-    head.entry_hash = digest
-    _sign_head(keys, head)
-    session.add(head)
-    session.flush()
-    return event
+    digest = chainlib.entry_hash(head_hash, {**fields, "occurred_at": now.isoformat()})
+    seq = head_seq + 1
+    repo.insert_audit_event(session, {**fields, "seq": seq, "prev_hash": head_hash,
+                                      "entry_hash": digest})  # fmt: skip
+    repo.update_audit_head(session, chain, seq, digest, _signature(keys, chain, seq, digest), now)
+    return seq
 
 
 @dataclass(frozen=True)

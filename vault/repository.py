@@ -10,8 +10,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import delete, false, func
+from sqlalchemy import delete, false, func, insert, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -170,8 +172,40 @@ def delete_vault_content(session: Session, vault_id: uuid.UUID) -> None:
 
 
 # -- audit -----------------------------------------------------------------------------------
-def lock_audit_head(session: Session, chain: str) -> AuditHead | None:
-    return session.exec(select(AuditHead).where(AuditHead.chain == chain).with_for_update()).first()
+_HEAD = AuditHead.__table__  # type: ignore[attr-defined]
+_EVENT = AuditEvent.__table__  # type: ignore[attr-defined]
+
+
+def lock_audit_head_row(session: Session, chain: str) -> tuple[int, str] | None:
+    """(seq, entry_hash) of a chain's head, locked. Core, not ORM: it is on the hot path."""
+    row = session.execute(
+        sa_select(_HEAD.c.seq, _HEAD.c.entry_hash).where(_HEAD.c.chain == chain).with_for_update()
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def insert_audit_head(
+    session: Session, chain: str, entry_hash: str, signature: str, at: datetime
+) -> None:
+    session.execute(
+        insert(_HEAD).values(
+            chain=chain, seq=0, entry_hash=entry_hash, signature=signature, signed_at=at
+        )
+    )
+
+
+def insert_audit_event(session: Session, values: dict[str, object]) -> None:
+    session.execute(insert(_EVENT).values(**values))
+
+
+def update_audit_head(
+    session: Session, chain: str, seq: int, entry_hash: str, signature: str, at: datetime
+) -> None:
+    session.execute(
+        update(_HEAD)
+        .where(_HEAD.c.chain == chain)
+        .values(seq=seq, entry_hash=entry_hash, signature=signature, signed_at=at)
+    )
 
 
 def get_audit_head(session: Session, chain: str) -> AuditHead | None:

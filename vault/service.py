@@ -125,7 +125,7 @@ def _log(
     action: str,
     object_type: str,
     object_id: uuid.UUID,
-) -> AuditEvent:
+) -> int:
     return audit.append(
         session,
         services.keyring.provider,
@@ -156,9 +156,11 @@ def _log_read_unless_owner(
 ) -> None:
     """Every read by anyone other than the owner is logged; the owner's own reads are not
     (they would bury "who has looked" under "you looked")."""
-    vault = session.get(Vault, vault_id)
-    if vault is None or not _is_owner(actor, vault):
-        _log(session, services, vault_id, actor, action, object_type, object_id)
+    if actor.type == "young_person":  # only then can it be the owner: look
+        vault = session.get(Vault, vault_id)
+        if vault is not None and _is_owner(actor, vault):
+            return
+    _log(session, services, vault_id, actor, action, object_type, object_id)
 
 
 # -- story entries ------------
