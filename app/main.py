@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -22,6 +25,15 @@ from app.settings import Settings
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _lifespan(worker_threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = worker_threads
+        yield
+
+    return lifespan
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     """Build the app. Refuses to start if the key file can be read by others."""
     settings = settings or Settings()
@@ -35,6 +47,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         summary="A young person's own story and records, and their say over who sees them.",
         docs_url=None,  # Swagger UI needs inline script, which our CSP forbids
         redoc_url=None,
+        lifespan=_lifespan(settings.worker_threads),
     )
     app.state.services = services
     app.state.templates = Jinja2Templates(directory=PROJECT_ROOT / "templates")
