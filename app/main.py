@@ -16,6 +16,7 @@ from app import exception_handlers
 from app.container import Services, build_services
 from app.middleware import (
     BodySizeLimitMiddleware,
+    RequestSlotsMiddleware,
     SecurityHeadersMiddleware,
     UnexpectedErrorMiddleware,
 )
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
     # Added last = outermost: headers go on every response, even a 413 or a 500.
+    app.add_middleware(RequestSlotsMiddleware, slots=settings.worker_threads)
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vault.errors import PayloadTooLarge
@@ -146,3 +147,29 @@ class UnexpectedErrorMiddleware:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+
+
+class RequestSlotsMiddleware:
+    """Admit at most ``slots`` requests at once; the rest wait here, holding no thread.
+
+    Why: FastAPI runs a request's sync dependencies and its endpoint as separate trips
+    to the thread pool. A request whose dependency opened the transaction (SQLite's
+    BEGIN IMMEDIATE, or a PostgreSQL row lock on an audit head) must get a thread back
+    to finish and commit. If every thread were held by requests waiting for that lock,
+    nothing could move until a timeout. With no more requests in flight than threads,
+    and each holding at most one thread at a time, the lock holder always gets one.
+    """
+
+    def __init__(self, app: ASGIApp, slots: int) -> None:
+        self.app = app
+        self.slots = slots
+        self._semaphore: anyio.Semaphore | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._semaphore is None:  # made on first use, inside the running event loop
+            self._semaphore = anyio.Semaphore(self.slots)
+        async with self._semaphore:
+            await self.app(scope, receive, send)

@@ -56,8 +56,9 @@ class Settings(BaseSettings):
     ciba_poll_interval_seconds: int = Field(default=5, ge=1, le=60)
     connection_code_hours: int = Field(default=24, ge=1, le=24 * 7)
 
-    # Threads that run request handlers. Few threads contend less for the GIL and the
-    # database lock than anyio's default of 40 (measured: see docs/benchmarks.md).
+    # Threads that run request handlers, and so also the most requests in flight at once
+    # (see RequestSlotsMiddleware for why those must match). Few threads contend less for
+    # the GIL and the database lock than anyio's default of 40 (docs/benchmarks.md).
     worker_threads: int = Field(default=4, ge=1, le=64)
 
     max_photo_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)

@@ -93,8 +93,9 @@ def _by_assertion(
     if form.get("client_id") not in (None, client_id):
         raise invalid_client("client_id does not match the assertion")
     client = repo.get_client(session, client_id)
-    if client is None or client.disabled_at is not None or client.auth_method != "private_key_jwt":
-        raise invalid_client("unknown client or client not allowed to use private_key_jwt")
+    if client is None or client.disabled_at is not None:
+        # Every client has its JWKS: --allow-secret adds Basic, it never removes the key.
+        raise invalid_client("unknown client")
     try:
         token = jwt.decode(
             assertion,
