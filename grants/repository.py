@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, update
+from sqlalchemy import Row, and_, bindparam, delete, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -173,40 +173,52 @@ _AGENCY = Agency.__table__  # type: ignore[attr-defined]
 _HANDLE = PairwiseHandle.__table__  # type: ignore[attr-defined]
 
 
+# Built once, executed with bind parameters: building a statement per call costs more
+# than running it.
+_BEARER = (
+    sa_select(
+        _TOKEN.c.kind,
+        _TOKEN.c.client_id.label("token_client_id"),
+        _TOKEN.c.expires_at.label("token_expires_at"),
+        _TOKEN.c.revoked_at.label("token_revoked_at"),
+        _TOKEN.c.rotated_at.label("token_rotated_at"),
+        _GRANT.c.id,
+        _GRANT.c.vault_id,
+        _GRANT.c.agency_id,
+        _GRANT.c.client_id,
+        _GRANT.c.categories,
+        _GRANT.c.actions,
+        _GRANT.c.record_ids,
+        _GRANT.c.purpose,
+        _GRANT.c.practitioner,
+        _GRANT.c.expires_at,
+        _GRANT.c.revoked_at,
+        _GRANT.c.last_used_at,
+        _AGENCY.c.name.label("agency_name"),
+        _HANDLE.c.vault_id.label("handle_vault_id"),
+    )
+    .select_from(
+        _TOKEN.join(_GRANT, _GRANT.c.id == _TOKEN.c.grant_id)
+        .join(_AGENCY, _AGENCY.c.id == _GRANT.c.agency_id)
+        .outerjoin(
+            _HANDLE,
+            and_(
+                _HANDLE.c.handle == bindparam("handle"), _HANDLE.c.agency_id == _GRANT.c.agency_id
+            ),
+        )
+    )
+    .where(_TOKEN.c.token_hash == bindparam("token_hash"))
+)
+_TOUCH = (
+    update(_GRANT).where(_GRANT.c.id == bindparam("grant_id")).values(last_used_at=bindparam("now"))
+)
+
+
 def bearer_row(session: Session, token_hash: str, handle: str) -> Row[Any] | None:
     """Token, its grant, the grant's agency and the handle's vault, in one query: every
     resource call runs this, so it is one round trip and no ORM objects."""
-    handle_join = and_(_HANDLE.c.handle == handle, _HANDLE.c.agency_id == _GRANT.c.agency_id)
-    return session.execute(
-        sa_select(
-            _TOKEN.c.kind,
-            _TOKEN.c.client_id.label("token_client_id"),
-            _TOKEN.c.expires_at.label("token_expires_at"),
-            _TOKEN.c.revoked_at.label("token_revoked_at"),
-            _TOKEN.c.rotated_at.label("token_rotated_at"),
-            _GRANT.c.id,
-            _GRANT.c.vault_id,
-            _GRANT.c.agency_id,
-            _GRANT.c.client_id,
-            _GRANT.c.categories,
-            _GRANT.c.actions,
-            _GRANT.c.record_ids,
-            _GRANT.c.purpose,
-            _GRANT.c.practitioner,
-            _GRANT.c.expires_at,
-            _GRANT.c.revoked_at,
-            _GRANT.c.last_used_at,
-            _AGENCY.c.name.label("agency_name"),
-            _HANDLE.c.vault_id.label("handle_vault_id"),
-        )
-        .select_from(
-            _TOKEN.join(_GRANT, _GRANT.c.id == _TOKEN.c.grant_id)
-            .join(_AGENCY, _AGENCY.c.id == _GRANT.c.agency_id)
-            .outerjoin(_HANDLE, handle_join)
-        )
-        .where(_TOKEN.c.token_hash == token_hash)
-    ).first()
+    return session.execute(_BEARER, {"token_hash": token_hash, "handle": handle}).first()
 
 
 def touch_grant(session: Session, grant_id: uuid.UUID, now: datetime) -> None:
-    session.execute(update(_GRANT).where(_GRANT.c.id == grant_id).values(last_used_at=now))
+    session.execute(_TOUCH, {"grant_id": grant_id, "now": now})

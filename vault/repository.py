@@ -7,12 +7,14 @@ categories, shareable story only). Nobody writes an owner filter inline.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, false, func, insert, update
+from sqlalchemy import bindparam, delete, false, func, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -57,6 +59,19 @@ class VaultScope:
             query = query.where(col(AgencyRecord.id).in_(sorted(self.record_ids)))
         return query
 
+    def record_by_id(
+        self, record_id: uuid.UUID
+    ) -> tuple[SelectOfScalar[AgencyRecord], dict[str, Any]]:
+        """One record within this scope, as a prebuilt statement and its parameters
+        (the resource API's hot path; the same filters as ``records()``)."""
+        params: dict[str, Any] = {"vault_id": self.vault_id, "record_id": record_id}
+        if self.categories is not None:
+            params["categories"] = sorted(self.categories)
+        if self.record_ids is not None:
+            params["record_ids"] = sorted(self.record_ids)
+        stmt = _record_by_id(self.categories is not None, self.record_ids is not None)
+        return stmt, params
+
     def entries(self) -> SelectOfScalar[StoryEntry]:
         query = select(StoryEntry).where(StoryEntry.vault_id == self.vault_id)
         if not self.story:
@@ -64,6 +79,25 @@ class VaultScope:
         if self.shareable_only:
             query = query.where(col(StoryEntry.shareable).is_(True))
         return query
+
+
+@functools.lru_cache(maxsize=4)
+def _record_by_id(by_category: bool, by_ids: bool) -> SelectOfScalar[AgencyRecord]:
+    query = select(AgencyRecord).where(
+        AgencyRecord.vault_id == bindparam("vault_id"), AgencyRecord.id == bindparam("record_id")
+    )
+    if by_category:
+        query = query.where(col(AgencyRecord.category).in_(bindparam("categories", expanding=True)))
+    if by_ids:
+        query = query.where(col(AgencyRecord.id).in_(bindparam("record_ids", expanding=True)))
+    return query
+
+
+_NOTES = (
+    select(ViewNote)
+    .where(ViewNote.vault_id == bindparam("vault_id"), ViewNote.record_id == bindparam("record_id"))
+    .order_by(col(ViewNote.created_at))
+)
 
 
 # -- people and vaults -----------------------------------------------------------------
@@ -152,15 +186,12 @@ def list_records(
 
 
 def get_record(session: Session, scope: VaultScope, record_id: uuid.UUID) -> AgencyRecord | None:
-    return session.exec(scope.records().where(AgencyRecord.id == record_id)).first()
+    stmt, params = scope.record_by_id(record_id)
+    return session.exec(stmt, params=params).first()
 
 
 def notes_for_record(session: Session, record: AgencyRecord) -> Sequence[ViewNote]:
-    return session.exec(
-        select(ViewNote)
-        .where(ViewNote.vault_id == record.vault_id, ViewNote.record_id == record.id)
-        .order_by(col(ViewNote.created_at))
-    ).all()
+    return session.exec(_NOTES, params={"vault_id": record.vault_id, "record_id": record.id}).all()
 
 
 def delete_vault_content(session: Session, vault_id: uuid.UUID) -> None:
@@ -176,11 +207,27 @@ _HEAD = AuditHead.__table__  # type: ignore[attr-defined]
 _EVENT = AuditEvent.__table__  # type: ignore[attr-defined]
 
 
+_LOCK_HEAD = (
+    sa_select(_HEAD.c.seq, _HEAD.c.entry_hash)
+    .where(_HEAD.c.chain == bindparam("chain"))
+    .with_for_update()
+)
+_INSERT_EVENT = insert(_EVENT)
+_UPDATE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.chain == bindparam("head_chain"))
+    .values(
+        seq=bindparam("seq"),
+        entry_hash=bindparam("entry_hash"),
+        signature=bindparam("signature"),
+        signed_at=bindparam("signed_at"),
+    )
+)
+
+
 def lock_audit_head_row(session: Session, chain: str) -> tuple[int, str] | None:
-    """(seq, entry_hash) of a chain's head, locked. Core, not ORM: it is on the hot path."""
-    row = session.execute(
-        sa_select(_HEAD.c.seq, _HEAD.c.entry_hash).where(_HEAD.c.chain == chain).with_for_update()
-    ).first()
+    """(seq, entry_hash) of a chain's head, locked. Prebuilt Core: it is on the hot path."""
+    row = session.execute(_LOCK_HEAD, {"chain": chain}).first()
     return (row[0], row[1]) if row else None
 
 
@@ -195,17 +242,17 @@ def insert_audit_head(
 
 
 def insert_audit_event(session: Session, values: dict[str, object]) -> None:
-    session.execute(insert(_EVENT).values(**values))
+    session.execute(_INSERT_EVENT, values)
 
 
 def update_audit_head(
     session: Session, chain: str, seq: int, entry_hash: str, signature: str, at: datetime
 ) -> None:
     session.execute(
-        update(_HEAD)
-        .where(_HEAD.c.chain == chain)
-        .values(seq=seq, entry_hash=entry_hash, signature=signature, signed_at=at)
-    )
+        _UPDATE_HEAD,
+        {"head_chain": chain, "seq": seq, "entry_hash": entry_hash, "signature": signature,
+         "signed_at": at},
+    )  # fmt: skip
 
 
 def get_audit_head(session: Session, chain: str) -> AuditHead | None:
