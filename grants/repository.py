@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import Row, and_, bindparam, delete, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from grants.models import (
@@ -37,12 +39,49 @@ def get_client(session: Session, client_id: str) -> OAuthClient | None:
     return session.exec(select(OAuthClient).where(OAuthClient.client_id == client_id)).first()
 
 
-def forget_expired_assertions(session: Session, client_id: str) -> None:
-    session.exec(
-        delete(UsedAssertion).where(
-            col(UsedAssertion.client_id) == client_id, col(UsedAssertion.expires_at) < utcnow()
+_USED = UsedAssertion.__table__  # type: ignore[attr-defined]
+_FORGET_EXPIRED = delete(_USED).where(_USED.c.expires_at < bindparam("now"))
+
+
+def remember_assertion(session: Session, client_id: str, jti: str, expires_at: datetime) -> bool:
+    """Record a jti; False if it was already there (a replay). One statement, no
+    savepoint: INSERT … ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike."""
+    values = {"client_id": client_id, "jti": jti, "expires_at": expires_at}
+    if session.get_bind().dialect.name == "postgresql":
+        stmt: Any = pg_insert(_USED).values(**values).on_conflict_do_nothing()
+    else:
+        stmt = sqlite_insert(_USED).values(**values).on_conflict_do_nothing()
+    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+def forget_expired_assertions(session: Session) -> None:
+    """Uses the expires_at index, so it touches only the expired rows."""
+    session.execute(_FORGET_EXPIRED, {"now": utcnow()})
+
+
+_CLIENT_WITH_AGENCY = (
+    sa_select(
+        OAuthClient.__table__.c.client_id,  # type: ignore[attr-defined]
+        OAuthClient.__table__.c.jwks,  # type: ignore[attr-defined]
+        OAuthClient.__table__.c.auth_method,  # type: ignore[attr-defined]
+        OAuthClient.__table__.c.secret_hash,  # type: ignore[attr-defined]
+        OAuthClient.__table__.c.disabled_at,  # type: ignore[attr-defined]
+        Agency.__table__.c.id.label("agency_id"),  # type: ignore[attr-defined]
+        Agency.__table__.c.name.label("agency_name"),  # type: ignore[attr-defined]
+    )
+    .select_from(
+        OAuthClient.__table__.join(  # type: ignore[attr-defined]
+            Agency.__table__,  # type: ignore[attr-defined]
+            Agency.__table__.c.id == OAuthClient.__table__.c.agency_id,  # type: ignore[attr-defined]
         )
     )
+    .where(OAuthClient.__table__.c.client_id == bindparam("client_id"))  # type: ignore[attr-defined]
+)
+
+
+def client_with_agency(session: Session, client_id: str) -> Row[Any] | None:
+    """The client and its agency in one prebuilt query (every OAuth call needs both)."""
+    return session.execute(_CLIENT_WITH_AGENCY, {"client_id": client_id}).first()
 
 
 # -- connection codes and handles ------------------------------------------------------------
@@ -212,6 +251,40 @@ _BEARER = (
 _TOUCH = (
     update(_GRANT).where(_GRANT.c.id == bindparam("grant_id")).values(last_used_at=bindparam("now"))
 )
+
+
+_INTROSPECT = (
+    sa_select(
+        _TOKEN.c.kind,
+        _TOKEN.c.client_id,
+        _TOKEN.c.issued_at,
+        _TOKEN.c.expires_at.label("token_expires_at"),
+        _TOKEN.c.revoked_at.label("token_revoked_at"),
+        _TOKEN.c.rotated_at.label("token_rotated_at"),
+        _GRANT.c.id.label("grant_id"),
+        _GRANT.c.actions,
+        _GRANT.c.categories,
+        _GRANT.c.record_ids,
+        _GRANT.c.purpose,
+        _GRANT.c.expires_at,
+        _GRANT.c.revoked_at,
+        _HANDLE.c.handle,
+    )
+    .select_from(
+        _TOKEN.join(_GRANT, _GRANT.c.id == _TOKEN.c.grant_id).outerjoin(
+            _HANDLE,
+            and_(
+                _HANDLE.c.agency_id == _GRANT.c.agency_id, _HANDLE.c.vault_id == _GRANT.c.vault_id
+            ),
+        )
+    )
+    .where(_TOKEN.c.token_hash == bindparam("token_hash"))
+)
+
+
+def introspection_row(session: Session, token_hash: str) -> Row[Any] | None:
+    """Token, grant and the agency's handle in one prebuilt query (RFC 7662 calls)."""
+    return session.execute(_INTROSPECT, {"token_hash": token_hash}).first()
 
 
 def bearer_row(session: Session, token_hash: str, handle: str) -> Row[Any] | None:

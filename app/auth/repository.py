@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.auth.models import SignInThrottle, WebSession
@@ -27,3 +29,15 @@ def lock_throttle(session: Session, key: str) -> SignInThrottle | None:
     return session.exec(
         select(SignInThrottle).where(SignInThrottle.key == key).with_for_update()
     ).first()
+
+
+_THROTTLE = SignInThrottle.__table__  # type: ignore[attr-defined]
+_THROTTLE_COUNTS = sa_select(
+    _THROTTLE.c.key, _THROTTLE.c.window_started_at, _THROTTLE.c.failures
+).where(_THROTTLE.c.key.in_(bindparam("keys", expanding=True)))
+
+
+def throttle_counts(session: Session, keys: list[str]) -> dict[str, tuple[datetime, int]]:
+    """Window start and failures per key, without locking (the common, successful case)."""
+    rows = session.execute(_THROTTLE_COUNTS, {"keys": keys}).all()
+    return {row.key: (row.window_started_at, row.failures) for row in rows}

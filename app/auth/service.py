@@ -94,12 +94,15 @@ def _throttle_keys(settings: Settings, username: str, address: str) -> list[tupl
 
 
 def check_throttle(session: Session, settings: Settings, username: str, address: str) -> None:
+    """Read-only: only failures lock and write their counters (``record_failure``)."""
     now = utcnow()
-    for key, limit in _throttle_keys(settings, username, address):
-        row = _throttle_row(session, settings, key, now)
-        if row.failures >= limit:
-            window_end = row.window_started_at + timedelta(minutes=settings.login_window_minutes)
-            raise RateLimited(retry_after=max(1, int((window_end - now).total_seconds())))
+    window = timedelta(minutes=settings.login_window_minutes)
+    keys = _throttle_keys(settings, username, address)
+    counts = repo.throttle_counts(session, [key for key, _limit in keys])
+    for key, limit in keys:
+        started, failures = counts.get(key, (now, 0))
+        if now - started < window and failures >= limit:
+            raise RateLimited(retry_after=max(1, int((started + window - now).total_seconds())))
 
 
 def record_failure(session: Session, settings: Settings, username: str, address: str) -> None:

@@ -24,22 +24,24 @@ def introspect(
     presented = form.get("token")
     if not presented or len(presented) > 200:
         return INACTIVE
-    found = repo.token_with_grant(session, hash_token(config, presented))
-    if found is None:
+    row = repo.introspection_row(session, hash_token(config, presented))
+    if row is None:
         return INACTIVE
-    row, grant = found
     now = utcnow()
-    if row.client_id != client.client_id or not row.is_active(now) or not grant.is_active(now):
+    token_active = (
+        row.token_revoked_at is None and row.token_rotated_at is None and now < row.token_expires_at
+    )
+    grant_active = row.revoked_at is None and now < row.expires_at  # as Grant.is_active
+    if row.client_id != client.client_id or not token_active or not grant_active:
         return INACTIVE
-    handle = repo.handle_for(session, grant.agency_id, grant.vault_id)
     return {
         "active": True,
         "client_id": row.client_id,
         "token_type": "Bearer" if row.kind == "access" else "refresh_token",
-        "exp": int(row.expires_at.timestamp()),
+        "exp": int(row.token_expires_at.timestamp()),
         "iat": int(row.issued_at.timestamp()),
         "iss": config.issuer,
-        "grant_id": grant.id.hex,
-        "vault_handle": handle.handle if handle else None,
-        "authorization_details": granted_details(grant),
+        "grant_id": row.grant_id.hex,
+        "vault_handle": row.handle,
+        "authorization_details": granted_details(row),
     }

@@ -28,8 +28,9 @@ def hash_token(config: GrantsConfig, token: str) -> str:
     return config.hash("oauth-token", token)
 
 
-def granted_details(grant: Grant) -> list[dict[str, Any]]:
-    """What was actually granted, in the same RFC 9396 shape as the request."""
+def granted_details(grant: Any) -> list[dict[str, Any]]:
+    """What was actually granted, in the same RFC 9396 shape as the request. Takes a
+    Grant or any row with its actions, categories, purpose, expires_at and record_ids."""
     item: dict[str, Any] = {
         "type": RECORDS_TYPE,
         "actions": grant.actions,
