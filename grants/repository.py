@@ -51,7 +51,9 @@ def remember_assertion(session: Session, client_id: str, jti: str, expires_at: d
         stmt: Any = pg_insert(_USED).values(**values).on_conflict_do_nothing()
     else:
         stmt = sqlite_insert(_USED).values(**values).on_conflict_do_nothing()
-    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    # RETURNING says for sure whether the row went in (rowcount is not reliable for this
+    # through every driver).
+    return session.execute(stmt.returning(_USED.c.jti)).first() is not None
 
 
 def forget_expired_assertions(session: Session) -> None:
