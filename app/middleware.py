@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import anyio
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vault.errors import PayloadTooLarge
@@ -128,6 +129,8 @@ class UnexpectedErrorMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            return  # the client hung up: nothing to answer, nothing wrong here
         except Exception as exc:  # noqa: BLE001 - last line of defence, by design
             # Deliberately no traceback: traces can quote SQL parameters or content.
             self.log.error(  # noqa: TRY400

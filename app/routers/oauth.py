@@ -44,14 +44,16 @@ def _authenticate(
 ) -> AuthenticatedClient:
     """Failed client authentications are throttled per address, like sign-ins
     (SECURITY.md: login and token endpoints are rate-limited)."""
-    throttle_key = f"oauth-client:{address}"
+    # Agency systems get counters of their own: a school's misconfigured client must never
+    # lock its pupils out of signing in from the same network.
+    throttle_key, throttle_address = f"oauth-client:{address}", f"oauth-client:{address}"
     try:
         with transaction(services.engine) as session:
-            auth.check_throttle(session, services.settings, throttle_key, address)
+            auth.check_throttle(session, services.settings, throttle_key, throttle_address)
             return rfc7523.authenticate(session, services.grants, form, authorization, url)
     except InvalidClientError:
         with transaction(services.engine) as session:
-            auth.record_failure(session, services.settings, throttle_key, address)
+            auth.record_failure(session, services.settings, throttle_key, throttle_address)
         raise
 
 

@@ -161,3 +161,15 @@ def test_failed_client_authentication_is_throttled_per_address(
         assert introspect_with(agency, agency.assertion(aud="https://wrong.example"))[0] == 401
     blocked = agency.post("/oauth/introspect", {"token": "t"})
     assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+
+
+def test_agency_auth_failures_do_not_lock_out_young_people(
+    agency: AgencyClient, client: TestClient, services: Services
+) -> None:
+    services.settings.login_max_failures_per_address = 3
+    for _ in range(4):
+        introspect_with(agency, agency.assertion(aud="https://wrong.example"))
+    made = client.post("/api/v1/accounts", json={"username": "robin", "password": "x" * 12})
+    assert made.status_code == 201
+    signed = client.post("/api/v1/me/session", json={"username": "robin", "password": "x" * 12})
+    assert signed.status_code == 200
