@@ -32,5 +32,15 @@ lint: install
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/pytest -q tests/test_migrations.py
 
+## bench: seed SQLite and PostgreSQL, load the server with wrk, write docs/benchmarks.md
+bench: install
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; \
+	  else \
+	    echo "make bench needs wrk. Install it with: sudo apt-get install -y wrk"; exit 1; \
+	  fi; }
+	$(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
