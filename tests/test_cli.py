@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -169,3 +171,28 @@ class TestOtherCommands:
         result = storykeep(env, "--help")
         for command in ("serve", "demo", "db", "young-person", "record", "keys", "audit"):
             assert command in result.stdout
+
+
+class TestSafeDefaults:
+    def test_new_database_is_owner_only(self, tmp_path: Path) -> None:
+        data = tmp_path / "fresh"
+        env = {**os.environ, "STORYKEEP_DATA_DIR": str(data)}
+        env.pop("STORYKEEP_DATABASE_URL", None)
+        result = storykeep(env, "db", "upgrade")
+        assert result.returncode == 0, result.stderr
+        assert stat.S_IMODE((data / "storykeep.db").stat().st_mode) == 0o600
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+
+    def test_refused_settings_never_echo_values(self, tmp_path: Path) -> None:
+        env = {
+            **os.environ,
+            "STORYKEEP_DATA_DIR": str(tmp_path),
+            "STORYKEEP_ENVIRONMENT": "production",
+            "STORYKEEP_SECRET_KEY": "hunter2-is-my-secret",
+            "STORYKEEP_ISSUER": "https://storykeep.example",
+        }
+        result = storykeep(env, "db", "upgrade")
+        assert result.returncode == 1
+        assert "invalid settings" in result.stderr and "SECRET_KEY" in result.stderr
+        assert "hunter2" not in result.stderr + result.stdout
+        assert "Traceback" not in result.stderr

@@ -41,3 +41,14 @@ def test_production_refuses_plain_http_issuer() -> None:
 def test_production_accepts_real_values() -> None:
     settings = Settings(environment="production", issuer="https://s.example", secret_key="x" * 40)
     assert settings.environment == "production"
+
+
+def test_app_logs_its_own_info_but_libraries_stay_quiet(tmp_path: Path) -> None:
+    import logging
+
+    from app.main import create_app
+
+    create_app(Settings(data_dir=tmp_path))
+    assert logging.getLogger("storykeep").getEffectiveLevel() == logging.INFO
+    assert logging.getLogger("httpx").getEffectiveLevel() >= logging.WARNING
+    assert logging.getLogger("sqlalchemy.engine").getEffectiveLevel() >= logging.WARNING
