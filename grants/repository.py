@@ -35,10 +35,6 @@ def get_agency_by_name(session: Session, name: str) -> Agency | None:
     return session.exec(select(Agency).where(Agency.name == name)).first()
 
 
-def get_client(session: Session, client_id: str) -> OAuthClient | None:
-    return session.exec(select(OAuthClient).where(OAuthClient.client_id == client_id)).first()
-
-
 _USED = UsedAssertion.__table__  # type: ignore[attr-defined]
 _FORGET_EXPIRED = delete(_USED).where(_USED.c.expires_at < bindparam("now"))
 
@@ -180,15 +176,6 @@ def lock_token_by_hash(session: Session, token_hash: str) -> OAuthToken | None:
     return session.exec(
         select(OAuthToken).where(OAuthToken.token_hash == token_hash).with_for_update()
     ).first()
-
-
-def token_with_grant(session: Session, token_hash: str) -> tuple[OAuthToken, Grant] | None:
-    row = session.exec(
-        select(OAuthToken, Grant)
-        .join(Grant, col(Grant.id) == col(OAuthToken.grant_id))
-        .where(OAuthToken.token_hash == token_hash)
-    ).first()
-    return (row[0], row[1]) if row else None
 
 
 def revoke_tokens_of_grant(session: Session, grant_id: uuid.UUID, now: datetime) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, false, func, insert, update
+from sqlalchemy import bindparam, delete, false, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -143,13 +143,6 @@ def data_keys_needing_rewrap(
 
 def delete_data_keys(session: Session, vault_id: uuid.UUID) -> None:
     session.exec(delete(VaultDataKey).where(col(VaultDataKey.vault_id) == vault_id))
-
-
-def count_data_keys_by_kek(session: Session) -> dict[int, int]:
-    rows = session.exec(
-        select(VaultDataKey.kek_version, func.count()).group_by(col(VaultDataKey.kek_version))
-    ).all()
-    return dict(rows)
 
 
 # -- content ------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ class EntryBase(SQLModel):
 
 
 class EntryCreate(EntryBase):
-    pass
+    """What the young person sends to write a new entry."""
 
 
 class EntryUpdate(SQLModel):

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from app.auth.models import SignInThrottle, WebSession
-from vault.db_types import utcnow
 
 
 def session_by_token_hash(session: Session, token_hash: str) -> WebSession | None:
     return session.exec(select(WebSession).where(WebSession.token_hash == token_hash)).first()
-
-
-def revoke_sessions_of(session: Session, person_id: uuid.UUID) -> None:
-    session.exec(
-        update(WebSession)
-        .where(col(WebSession.young_person_id) == person_id, col(WebSession.revoked_at).is_(None))
-        .values(revoked_at=utcnow())
-    )
 
 
 def lock_throttle(session: Session, key: str) -> SignInThrottle | None:

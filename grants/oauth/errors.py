@@ -59,11 +59,11 @@ class PollingError:
 
 
 class PendingPoll(PollingError, AuthorizationPendingError):
-    pass
+    """authorization_pending (CIBA 11), committing the poll time."""
 
 
 class TooFastPoll(PollingError, SlowDownError):
-    pass
+    """slow_down (CIBA 11), committing the longer interval."""
 
 
 def invalid_client(description: str) -> InvalidClientError:

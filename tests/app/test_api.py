@@ -599,7 +599,15 @@ class TestErasure:
 
 class TestHeaders:
     @pytest.mark.parametrize(
-        "path", ["/healthz", "/api/v1/me", "/signin", "/nope", "/openapi.json"]
+        "path",
+        [
+            "/healthz",
+            "/api/v1/me",
+            "/signin",
+            "/nope",
+            "/openapi.json",
+            "/.well-known/oauth-authorization-server",
+        ],
     )
     def test_security_headers_everywhere(self, client: TestClient, path: str) -> None:
         response = client.get(path, follow_redirects=False)
