@@ -6,10 +6,13 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install run test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@# axe-core for the browser tests' accessibility checks (test-only; never served).
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error; \
+	 else echo "npm not found: the accessibility (axe-core) checks will be skipped"; fi
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -116,6 +116,10 @@ class AccessRequest(SQLModel, table=True):
     # One RFC 9396 authorization_details item, validated.
     details: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     practitioner: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # Set when the request came from Storykeep's own practitioner pages, not a client.
+    practitioner_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(ForeignKey("practitioner.id"), nullable=True, index=True)
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # The young person must decide before this; then polling gets expired_token.
     decide_by: datetime = Field(sa_type=UTCDateTime)
@@ -148,6 +152,9 @@ class Grant(SQLModel, table=True):
     record_ids: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     purpose: str = Field(max_length=64)
     practitioner: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    practitioner_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(ForeignKey("practitioner.id"), nullable=True, index=True)
+    )
     lawful_basis: str = Field(default="consent", max_length=32)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
@@ -185,3 +192,67 @@ class OAuthToken(SQLModel, table=True):
 
     def is_active(self, now: datetime) -> bool:
         return self.revoked_at is None and self.rotated_at is None and now < self.expires_at
+
+
+class AgencyOidc(SQLModel, table=True):
+    """An agency's OpenID Connect provider for practitioner sign-in (OpenID Connect Core
+    1.0, authorization code flow with PKCE). Set by the operator; the client secret is
+    sealed with a key derived from the app secret, never stored in clear."""
+
+    __tablename__ = "agency_oidc"
+
+    agency_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("agency.id"), primary_key=True, nullable=False)
+    )
+    issuer: str = Field(max_length=300)
+    client_id: str = Field(max_length=200)
+    client_secret_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AdvocateInvite(SQLModel, table=True):
+    """A one-time code a young person gives an advocate. Like a connection code: only a
+    keyed hash is stored, plus the code sealed with the vault key to show it again."""
+
+    __tablename__ = "advocate_invite"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    vault_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("vault.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    code_hash: str = Field(max_length=64, unique=True, index=True)
+    code_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # Chosen by the young person when inviting: may the advocate stop a grant for them?
+    can_stop_sharing: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    def is_active(self, now: datetime) -> bool:
+        return self.used_at is None and self.cancelled_at is None and now < self.expires_at
+
+
+class AdvocateLink(SQLModel, table=True):
+    """An advocate helping one young person, from an accepted invite until removed."""
+
+    __tablename__ = "advocate_link"
+    __table_args__ = (Index("ix_advocate_link_vault", "vault_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    vault_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("vault.id", ondelete="CASCADE"), nullable=False)
+    )
+    advocate_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("advocate.id"), nullable=False, index=True)
+    )
+    invite_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("advocate_invite.id", ondelete="CASCADE"), nullable=False)
+    )
+    can_stop_sharing: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    removed_by: str | None = Field(default=None, max_length=32)
+
+    def is_active(self) -> bool:
+        return self.removed_at is None

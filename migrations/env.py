@@ -6,12 +6,13 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import app.auth.models
+import grants.models
 import vault.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from app.db import make_engine
 from app.settings import Settings
 
 target_metadata = SQLModel.metadata
-_ = app.auth.models
+_ = (app.auth.models, grants.models)
 
 
 def _url() -> str:

@@ -199,3 +199,24 @@ class AuditHead(SQLModel, table=True):
     # Ed25519 signature (hex) over chain.head_message(chain, seq, entry_hash).
     signature: str = Field(max_length=128)
     signed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CorrectionRequest(SQLModel, table=True):
+    """A young person's request to correct a record (UK GDPR Article 16, right to
+    rectification), in their own words. The safeguarding issue routes it to the agency;
+    until then it is recorded and shown back to the young person."""
+
+    __tablename__ = "correction_request"
+    __table_args__ = (Index("ix_correction_request_record_time", "record_id", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    vault_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("vault.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    record_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("agency_record.id", ondelete="CASCADE"), nullable=False)
+    )
+    body_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default="open", max_length=16)  # open | accepted | declined
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
