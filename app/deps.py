@@ -10,15 +10,20 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from app.auth import service as auth
-from app.auth.models import WebSession
+from app.auth import staff
+from app.auth.models import Advocate, Practitioner, StaffSession, WebSession
 from app.container import Services
 from app.db import unit_of_work
 from app.errors import CsrfFailed, NotSignedIn
+from grants.models import Agency
 from vault import service as vault_service
 from vault.actors import Actor
 from vault.models import Vault, YoungPerson
 
 SESSION_COOKIE = "storykeep_session"
+# Practitioners and advocates: a separate cookie, so no page mistakes one kind of person
+# for another (app/auth/staff.py).
+STAFF_COOKIE = "storykeep_staff"
 PRESESSION_COOKIE = "storykeep_presession"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
@@ -107,3 +112,66 @@ def page_user(
 ApiUser = Annotated[SignedInPerson, Depends(api_user)]
 PageUser = Annotated[SignedInPerson, Depends(page_user)]
 FormCsrf = Annotated[str | None, Depends(page_form_csrf)]
+
+
+# -- practitioners and advocates ----------------------------------------------------------------
+@dataclass(frozen=True)
+class SignedInPractitioner:
+    practitioner: Practitioner
+    agency: Agency
+    staff_session: StaffSession
+    csrf_token: str
+
+
+@dataclass(frozen=True)
+class SignedInAdvocate:
+    advocate: Advocate
+    staff_session: StaffSession
+    csrf_token: str
+
+
+def _staff_session(
+    request: Request, session: Session, services: Services, kind: staff.StaffKind,
+    form_csrf: str | None,
+) -> tuple[StaffSession, str]:  # fmt: skip
+    token = request.cookies.get(STAFF_COOKIE)
+    if not token:
+        raise NotSignedIn()
+    staff_session = staff.resolve(session, services.settings, token, kind)
+    csrf = staff.csrf_token(services.settings, staff_session)
+    if request.method not in SAFE_METHODS and not auth.csrf_matches(csrf, form_csrf):
+        raise CsrfFailed()
+    return staff_session, csrf
+
+
+def practitioner_user(
+    request: Request,
+    session: DbSession,
+    services: ServicesDep,
+    form_csrf: Annotated[str | None, Depends(page_form_csrf)],
+) -> SignedInPractitioner:
+    """A practitioner's page session; posted forms need the hidden csrf_token field."""
+    staff_session, csrf = _staff_session(request, session, services, "practitioner", form_csrf)
+    practitioner = session.get(Practitioner, staff_session.account_id)
+    agency = session.get(Agency, practitioner.agency_id) if practitioner else None
+    if practitioner is None or agency is None or practitioner.disabled_at is not None:
+        raise staff.StaffSessionExpired()
+    return SignedInPractitioner(practitioner, agency, staff_session, csrf)
+
+
+def advocate_user(
+    request: Request,
+    session: DbSession,
+    services: ServicesDep,
+    form_csrf: Annotated[str | None, Depends(page_form_csrf)],
+) -> SignedInAdvocate:
+    """An advocate's page session; posted forms need the hidden csrf_token field."""
+    staff_session, csrf = _staff_session(request, session, services, "advocate", form_csrf)
+    advocate = session.get(Advocate, staff_session.account_id)
+    if advocate is None or advocate.disabled_at is not None:
+        raise staff.StaffSessionExpired()
+    return SignedInAdvocate(advocate, staff_session, csrf)
+
+
+PractitionerPage = Annotated[SignedInPractitioner, Depends(practitioner_user)]
+AdvocatePage = Annotated[SignedInAdvocate, Depends(advocate_user)]

@@ -68,6 +68,14 @@ def _is_page(request: Request) -> bool:
     )
 
 
+def _signin_page_for(path: str) -> str:
+    """Practitioners and advocates have their own sign-in pages and sessions."""
+    for prefix in ("/practitioner", "/advocate"):
+        if path == prefix or path.startswith(prefix + "/"):
+            return prefix + "/signin"
+    return "/signin"
+
+
 def _page(request: Request, status: int, message: str) -> Response:
     templates = request.app.state.templates
     return templates.TemplateResponse(
@@ -86,8 +94,9 @@ async def handle_domain_error(request: Request, exc: Exception) -> Response:
         message = type(exc).message
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
     if _is_page(request):
-        if isinstance(exc, NotSignedIn | AuthenticationFailed) and request.url.path != "/signin":
-            return RedirectResponse("/signin", status_code=303)
+        signin = _signin_page_for(request.url.path)
+        if isinstance(exc, NotSignedIn | AuthenticationFailed) and request.url.path != signin:
+            return RedirectResponse(signin, status_code=303)
         if isinstance(exc, StepUpRequired):
             target = quote(request.url.path, safe="/")
             return RedirectResponse(f"/signin?again=1&next={target}", status_code=303)

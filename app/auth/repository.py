@@ -1,4 +1,4 @@
-"""Queries for sessions and sign-in throttling."""
+"""Queries for people who sign in, their sessions and sign-in throttling."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
-from app.auth.models import SignInThrottle, WebSession
+from app.auth.models import Advocate, Practitioner, SignInThrottle, StaffSession, WebSession
 
 
 def session_by_token_hash(session: Session, token_hash: str) -> WebSession | None:
@@ -31,3 +31,17 @@ def throttle_counts(session: Session, keys: list[str]) -> dict[str, tuple[dateti
     """Window start and failures per key, without locking (the common, successful case)."""
     rows = session.execute(_THROTTLE_COUNTS, {"keys": keys}).all()
     return {row.key: (row.window_started_at, row.failures) for row in rows}
+
+
+def staff_session_by_token_hash(session: Session, token_hash: str) -> StaffSession | None:
+    return session.exec(select(StaffSession).where(StaffSession.token_hash == token_hash)).first()
+
+
+def practitioner_by_email(session: Session, email: str) -> Practitioner | None:
+    return session.exec(
+        select(Practitioner).where(Practitioner.email == email.strip().lower())
+    ).first()
+
+
+def advocate_by_email(session: Session, email: str) -> Advocate | None:
+    return session.exec(select(Advocate).where(Advocate.email == email.strip().lower())).first()
