@@ -256,3 +256,51 @@ class AdvocateLink(SQLModel, table=True):
 
     def is_active(self) -> bool:
         return self.removed_at is None
+
+
+class Notification(SQLModel, table=True):
+    """The outbox: every message to a person or an agency system is a row here first, in
+    the same transaction as the event it tells of (the transactional outbox pattern), so
+    a message is never lost and never sent for a change that did not land.
+
+    Rows are never deleted. Delivery is at least once: a row is claimed with a lease,
+    sent, then marked sent; a failure sets ``next_attempt_at`` with exponential backoff.
+    ``subject`` and ``body`` are built from fixed wording (grants/notify/messages.py) and
+    never hold story or record content.
+    """
+
+    __tablename__ = "notification"
+    __table_args__ = (Index("ix_notification_due", "status", "next_attempt_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    # young_person | practitioner | advocate | agency
+    recipient_kind: str = Field(max_length=16)
+    recipient_id: str = Field(max_length=64, index=True)
+    channel: str = Field(max_length=16)  # console | smtp | webhook
+    # The email address or webhook URL, sealed with a key derived from the app secret.
+    address_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    kind: str = Field(max_length=32)
+    subject: str = Field(max_length=200)
+    body: str = Field(max_length=4000)
+    # Stops a re-run job from queueing the same reminder twice.
+    dedupe_key: str | None = Field(default=None, max_length=200, unique=True)
+    status: str = Field(default="pending", max_length=16)  # pending | sent
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=300)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AgencyWebhook(SQLModel, table=True):
+    """Where an agency's own system is told of decisions and expiries, signed with a
+    shared secret (HMAC-SHA256) that is sealed with a key derived from the app secret."""
+
+    __tablename__ = "agency_webhook"
+
+    agency_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("agency.id"), primary_key=True, nullable=False)
+    )
+    url: str = Field(max_length=500)
+    secret_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

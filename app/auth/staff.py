@@ -21,15 +21,13 @@ from typing import Literal
 
 import pyotp
 from argon2.exceptions import InvalidHashError, VerificationError
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlmodel import Session
 
 from app.auth import repository as repo
 from app.auth import service as people
 from app.auth.models import Practitioner, StaffSession
 from app.settings import Settings
+from vault import sealing
 from vault.db_types import utcnow
 from vault.errors import AuthenticationFailed
 
@@ -59,23 +57,12 @@ class StaffSignedIn:
 
 
 # -- sealing secrets with the app key ------------------------------------------------------------
-def _app_aead(settings: Settings, purpose: str) -> AESGCM:
-    """AES-256-GCM keyed by HKDF-SHA256(app secret, purpose) (RFC 5869). For small operator
-    secrets that must be read back (TOTP seeds, OIDC client secrets), not for vault data."""
-    key = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=f"storykeep:{purpose}".encode()
-    ).derive(settings.secret_key.get_secret_value().encode())
-    return AESGCM(key)
-
-
 def seal_secret(settings: Settings, purpose: str, value: str) -> bytes:
-    nonce = secrets.token_bytes(12)
-    return nonce + _app_aead(settings, purpose).encrypt(nonce, value.encode(), purpose.encode())
+    return sealing.seal(settings.secret_key.get_secret_value().encode(), purpose, value)
 
 
 def open_secret(settings: Settings, purpose: str, sealed: bytes) -> str:
-    aead = _app_aead(settings, purpose)
-    return aead.decrypt(sealed[:12], sealed[12:], purpose.encode()).decode()
+    return sealing.open_sealed(settings.secret_key.get_secret_value().encode(), purpose, sealed)
 
 
 # -- passwords and TOTP ---------------------------------------------------------------------------
