@@ -1,0 +1,101 @@
+"""Insight for organisations: aggregates only, per agency, never about one young person.
+
+Small-number suppression follows the Scottish Government's statistical disclosure
+control practice and the ICO's anonymisation guidance: any count under 5 is shown as
+"fewer than 5", and a rate is shown only when both its count and its total are 5 or
+more, so no one can work back to an individual from a small cell.
+
+What is counted (all from the grants tables, no content):
+* requests made; median time from request to decision (approved or declined);
+* the share of decided requests approved as asked, approved but narrowed (fewer
+  categories or a shorter time), and declined; the share of grants revoked early;
+* emergency uses (grants whose lawful basis is not consent) and, once the safeguarding
+  reviews exist, how quickly they were reviewed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlmodel import Session, select
+
+from grants.models import AccessRequest, Agency, Grant
+
+SUPPRESS_BELOW = 5
+FEWER_THAN = "fewer than 5"
+
+
+def shown_count(count: int) -> int | str:
+    return count if count >= SUPPRESS_BELOW else FEWER_THAN
+
+
+def shown_rate(count: int, total: int) -> float | str:
+    """A percentage to one decimal place, or the suppression text for small numbers."""
+    if count < SUPPRESS_BELOW or total < SUPPRESS_BELOW:
+        return FEWER_THAN
+    return round(100 * count / total, 1)
+
+
+@dataclass(frozen=True)
+class AgencyInsight:
+    agency: str
+    requests_made: int | str
+    median_hours_to_decision: float | str | None
+    approved_as_asked_percent: float | str
+    narrowed_percent: float | str
+    declined_percent: float | str
+    revoked_percent: float | str
+    emergency_uses: int | str
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def _narrowed(request: AccessRequest, grant: Grant) -> bool:
+    asked = request.details
+    asked_end = request.created_at + timedelta(days=int(asked["duration_days"]))
+    fewer = set(grant.categories) < set(asked["categories"])
+    shorter = grant.expires_at < asked_end - timedelta(minutes=1)
+    return fewer or shorter
+
+
+def agency_insight(session: Session, agency: Agency) -> AgencyInsight:
+    requests = list(session.exec(select(AccessRequest).where(AccessRequest.agency_id == agency.id)))
+    grants_by_request: dict[uuid.UUID, Grant] = {
+        g.request_id: g for g in session.exec(select(Grant).where(Grant.agency_id == agency.id))
+    }
+    decided = [r for r in requests if r.status in {"approved", "declined"} and r.decided_at]
+    hours = [
+        (r.decided_at - r.created_at).total_seconds() / 3600
+        for r in decided
+        if r.decided_at is not None
+    ]
+    approved = [r for r in decided if r.status == "approved"]
+    narrowed = sum(
+        1 for r in approved if r.id in grants_by_request and _narrowed(r, grants_by_request[r.id])
+    )
+    declined = len(decided) - len(approved)
+    consent_grants = [g for g in grants_by_request.values() if g.lawful_basis == "consent"]
+    revoked = sum(1 for g in consent_grants if g.revoked_at is not None)
+    emergency = sum(1 for g in grants_by_request.values() if g.lawful_basis != "consent")
+    median: float | str | None = None
+    if hours:
+        median = round(statistics.median(hours), 1) if len(hours) >= SUPPRESS_BELOW else FEWER_THAN
+    return AgencyInsight(
+        agency=agency.name,
+        requests_made=shown_count(len(requests)),
+        median_hours_to_decision=median,
+        approved_as_asked_percent=shown_rate(len(approved) - narrowed, len(decided)),
+        narrowed_percent=shown_rate(narrowed, len(decided)),
+        declined_percent=shown_rate(declined, len(decided)),
+        revoked_percent=shown_rate(revoked, len(consent_grants)),
+        emergency_uses=shown_count(emergency),
+    )
+
+
+def all_agencies(session: Session) -> list[AgencyInsight]:
+    agencies = session.exec(select(Agency).order_by(Agency.name))  # type: ignore[arg-type]
+    return [agency_insight(session, agency) for agency in agencies]

@@ -1,0 +1,104 @@
+"""Aggregates for organisations: the sums are right and small numbers are suppressed."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlmodel import Session
+from starlette.testclient import TestClient
+
+from app.container import Services
+from grants import insight
+from grants.models import AccessRequest, Agency, Grant
+from tests.conftest import sign_up
+from vault import repository as vault_repo
+from vault.db_types import utcnow
+
+
+def _seed(services: Services, vault_id: uuid.UUID, agency: Agency, outcomes: list[str]) -> None:
+    """One request per outcome: approved | narrowed | declined | revoked | pending."""
+    now = utcnow()
+    with Session(services.engine) as session, session.begin():
+        for n, outcome in enumerate(outcomes):
+            created = now - timedelta(hours=10)
+            request = AccessRequest(
+                auth_req_hash=uuid.uuid4().hex, client_id="c", agency_id=agency.id,
+                vault_id=vault_id, practitioner={"name": "Jo", "role": "t", "email": "j@x.org"},
+                details={"categories": ["education", "health"], "duration_days": 30,
+                         "actions": ["read"], "purpose": "education_support"},
+                created_at=created, decide_by=created + timedelta(days=7),
+                status="pending" if outcome == "pending" else
+                ("declined" if outcome == "declined" else "approved"),
+                decided_at=None if outcome == "pending" else created + timedelta(hours=n + 1),
+            )  # fmt: skip
+            session.add(request)
+            session.flush()
+            if request.status != "approved":
+                continue
+            session.add(
+                Grant(
+                    request_id=request.id,
+                    vault_id=vault_id,
+                    agency_id=agency.id,
+                    client_id="c",
+                    actions=["read"],
+                    purpose="education_support",
+                    categories=["education"] if outcome == "narrowed" else ["education", "health"],
+                    practitioner=request.practitioner,
+                    created_at=created,
+                    expires_at=created + timedelta(days=30),
+                    revoked_at=now if outcome == "revoked" else None,
+                )
+            )
+
+
+def _agency(services: Services, name: str) -> Agency:
+    with Session(services.engine) as session, session.begin():
+        agency = Agency(name=name, purposes=["education_support"])
+        session.add(agency)
+        session.flush()
+        session.expunge(agency)
+        return agency
+
+
+def _vault_id(services: Services, client: TestClient) -> uuid.UUID:
+    sign_up(client, "insightkid")
+    with Session(services.engine) as session:
+        person = vault_repo.get_young_person_by_username(session, "insightkid")
+        assert person is not None
+        vault = vault_repo.get_vault_of(session, person.id)
+        assert vault is not None
+        return vault.id
+
+
+def test_counts_and_rates_with_enough_numbers(services: Services, client: TestClient) -> None:
+    vault_id = _vault_id(services, client)
+    agency = _agency(services, "Big School")
+    outcomes = ["approved"] * 6 + ["narrowed"] * 5 + ["declined"] * 5 + ["revoked"] * 5
+    _seed(services, vault_id, agency, [*outcomes, "pending"])
+    with Session(services.engine) as session:
+        result = insight.agency_insight(session, agency)
+    assert result.requests_made == 22
+    decided = 21
+    assert result.approved_as_asked_percent == round(100 * 11 / decided, 1)  # 6 + 5 revoked
+    assert result.narrowed_percent == round(100 * 5 / decided, 1)
+    assert result.declined_percent == round(100 * 5 / decided, 1)
+    assert result.revoked_percent == round(100 * 5 / 16, 1)
+    # Decisions took 1..21 hours (one per request in order): the median is 11.
+    assert result.median_hours_to_decision == 11.0
+    assert result.emergency_uses == insight.FEWER_THAN  # zero is a small number too
+
+
+def test_small_numbers_are_suppressed(services: Services, client: TestClient) -> None:
+    vault_id = _vault_id(services, client)
+    agency = _agency(services, "Small Club")
+    _seed(services, vault_id, agency, ["approved", "declined", "narrowed", "pending"])
+    with Session(services.engine) as session:
+        [small] = [a for a in insight.all_agencies(session) if a.agency == "Small Club"]
+    assert small.requests_made == "fewer than 5"
+    assert small.median_hours_to_decision == "fewer than 5"
+    for rate in (small.approved_as_asked_percent, small.narrowed_percent,
+                 small.declined_percent, small.revoked_percent):  # fmt: skip
+        assert rate == "fewer than 5"
+    assert "4" not in str(small.as_dict().values())  # no exact small count leaks
