@@ -97,5 +97,5 @@ def agency_insight(session: Session, agency: Agency) -> AgencyInsight:
 
 
 def all_agencies(session: Session) -> list[AgencyInsight]:
-    agencies = session.exec(select(Agency).order_by(Agency.name))  # type: ignore[arg-type]
+    agencies = session.exec(select(Agency).order_by(Agency.name))
     return [agency_insight(session, agency) for agency in agencies]
