@@ -123,7 +123,7 @@ class AccessRequest(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # The young person must decide before this; then polling gets expired_token.
     decide_by: datetime = Field(sa_type=UTCDateTime)
-    status: str = Field(default="pending", max_length=16)  # pending|approved|declined
+    status: str = Field(default="pending", max_length=16)  # pending|approved|declined|lapsed
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     decline_reason: str | None = Field(default=None, max_length=500)
     poll_interval: int = 5
@@ -161,6 +161,8 @@ class Grant(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_by: str | None = Field(default=None, max_length=32)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Set by the lifecycle job once it has logged and told people that the grant ran out.
+    end_noted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
     def is_active(self, now: datetime) -> bool:
         return self.revoked_at is None and now < self.expires_at
