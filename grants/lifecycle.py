@@ -17,12 +17,14 @@ each reminder has a dedupe key, so running the job twice sends nothing twice.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from app.auth.models import Advocate
 from grants import lifecycle_repository as repo
 from grants.models import AccessRequest, Grant
 from grants.notify import messages, outbox
@@ -69,6 +71,17 @@ class Notifier:
             recipient_id=outbox_recipient(email), channel=self.email_channel,
             address=email, kind=message.kind, subject=message.subject, body=message.body,
             dedupe_key=dedupe_key,
+        ) is not None  # fmt: skip
+
+    def advocate(self, session: Session, advocate_id: uuid.UUID, message: messages.Message,
+                 dedupe_key: str | None = None) -> bool:  # fmt: skip
+        advocate = session.get(Advocate, advocate_id)
+        if advocate is None or advocate.disabled_at is not None:
+            return False
+        return outbox.enqueue(
+            session, self.app_secret, recipient_kind="advocate", recipient_id=advocate.id.hex,
+            channel=self.email_channel, address=advocate.email, kind=message.kind,
+            subject=message.subject, body=message.body, dedupe_key=dedupe_key,
         ) is not None  # fmt: skip
 
 

@@ -29,6 +29,11 @@ class Agency(SQLModel, table=True):
     statutory: bool = False
     # Longest grant this agency may ask for (DESIGN.md; default 90 days).
     max_duration_days: int = 90
+    # Practitioner roles, besides "child_protection", the operator registered for
+    # emergency access at this agency (only statutory agencies with that purpose).
+    emergency_roles: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -306,3 +311,51 @@ class AgencyWebhook(SQLModel, table=True):
     url: str = Field(max_length=500)
     secret_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class EmergencyReviewer(SQLModel, table=True):
+    """A practitioner the operator registered to review emergency access independently
+    (``storykeep reviewer add``). Never reviews their own agency's emergencies."""
+
+    __tablename__ = "emergency_reviewer"
+
+    practitioner_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("practitioner.id"), primary_key=True, nullable=False)
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class EmergencyAccess(SQLModel, table=True):
+    """Child-protection access opened without the young person's approval. Its lawful
+    basis is never consent. The reason and any deferral reason are sealed with the vault
+    key: they are about the child."""
+
+    __tablename__ = "emergency_access"
+    __table_args__ = (Index("ix_emergency_access_vault_agency", "vault_id", "agency_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    grant_id: uuid.UUID = Field(
+        sa_column=Column(
+            ForeignKey("access_grant.id", ondelete="CASCADE"), nullable=False, unique=True
+        )
+    )
+    vault_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("vault.id", ondelete="CASCADE"), nullable=False)
+    )
+    agency_id: uuid.UUID = Field(sa_column=Column(ForeignKey("agency.id"), nullable=False))
+    reason_code: str = Field(max_length=64)
+    reason_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Telling the young person may be put off only by a recorded decision: a reason and
+    # an end date at most 7 days away. Then they are told.
+    notice_deferred_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    deferral_reason_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    young_person_told_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The independent review.
+    reviewed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    reviewer_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(ForeignKey("practitioner.id"), nullable=True)
+    )
+    review_outcome: str | None = Field(default=None, max_length=16)  # justified | not_justified
+    review_notes_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    overdue_flagged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
