@@ -17,7 +17,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.auth.service import SessionExpired
+from app.deps import SESSION_COOKIE
 from app.errors import CsrfFailed, NotSignedIn
+from app.web_session import clear_session_cookie
 from vault.errors import (
     AuthenticationFailed,
     Conflict,
@@ -96,6 +99,8 @@ async def handle_domain_error(request: Request, exc: Exception) -> Response:
     if _is_page(request):
         signin = _signin_page_for(request.url.path)
         if isinstance(exc, NotSignedIn | AuthenticationFailed) and request.url.path != signin:
+            if signin == "/signin" and _timed_out(request, exc):
+                return _timeout_redirect(request)
             return RedirectResponse(signin, status_code=303)
         if isinstance(exc, StepUpRequired):
             target = quote(request.url.path, safe="/")
@@ -153,3 +158,19 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StorykeepError, handle_domain_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
+
+
+def _timed_out(request: Request, exc: Exception) -> bool:
+    """A young person's cookie that no longer works: the session ran out while they were
+    away (signing out and deleting the account both remove the cookie)."""
+    return isinstance(exc, SessionExpired) and bool(request.cookies.get(SESSION_COOKIE))
+
+
+def _timeout_redirect(request: Request) -> Response:
+    """To sign-in with ``timeout=1``, so the page can say why; back here afterwards."""
+    target = "/signin?timeout=1"
+    if request.method == "GET":
+        target += "&next=" + quote(request.url.path, safe="/")
+    response = RedirectResponse(target, status_code=303)
+    clear_session_cookie(response)
+    return response

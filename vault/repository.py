@@ -23,6 +23,7 @@ from vault.models import (
     AgencyRecord,
     AuditEvent,
     AuditHead,
+    CorrectionRequest,
     StoryEntry,
     StoryPhoto,
     Vault,
@@ -189,6 +190,7 @@ def notes_for_record(session: Session, record: AgencyRecord) -> Sequence[ViewNot
 
 def delete_vault_content(session: Session, vault_id: uuid.UUID) -> None:
     """Erasure: remove every content row (children first, for databases without cascades)."""
+    session.exec(delete(CorrectionRequest).where(col(CorrectionRequest.vault_id) == vault_id))
     session.exec(delete(ViewNote).where(col(ViewNote.vault_id) == vault_id))
     session.exec(delete(StoryPhoto).where(col(StoryPhoto.vault_id) == vault_id))
     session.exec(delete(StoryEntry).where(col(StoryEntry.vault_id) == vault_id))
@@ -272,3 +274,94 @@ def audit_page(
     if before_seq is not None:
         query = query.where(AuditEvent.seq < before_seq)
     return session.exec(query.order_by(col(AuditEvent.seq).desc()).limit(limit)).all()
+
+
+def audit_page_by_actor(
+    session: Session,
+    chain: str,
+    actor_type: str,
+    actor_id: str,
+    before_seq: int | None,
+    limit: int,
+) -> Sequence[AuditEvent]:
+    """Like ``audit_page``, but only one actor's entries ("filter by who")."""
+    query = select(AuditEvent).where(
+        AuditEvent.chain == chain,
+        AuditEvent.actor_type == actor_type,
+        AuditEvent.actor_id == actor_id,
+    )
+    if before_seq is not None:
+        query = query.where(AuditEvent.seq < before_seq)
+    return session.exec(query.order_by(col(AuditEvent.seq).desc()).limit(limit)).all()
+
+
+def audit_actors(session: Session, chain: str) -> Sequence[tuple[str, str, str, str | None]]:
+    """Everyone in one chain: (actor_type, actor_id, actor_label, agency), distinct."""
+    rows = session.exec(
+        select(
+            AuditEvent.actor_type, AuditEvent.actor_id, AuditEvent.actor_label, AuditEvent.agency
+        )
+        .where(AuditEvent.chain == chain)
+        .distinct()
+    ).all()
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+# -- correction requests -----------------------------------------------------------------
+def corrections_for_record(
+    session: Session, scope: VaultScope, record_id: uuid.UUID
+) -> Sequence[CorrectionRequest]:
+    """A record's correction requests, oldest first. Owner scope only (no grant sees them)."""
+    return session.exec(
+        select(CorrectionRequest)
+        .where(
+            CorrectionRequest.vault_id == scope.vault_id, CorrectionRequest.record_id == record_id
+        )
+        .order_by(col(CorrectionRequest.created_at), col(CorrectionRequest.id))
+    ).all()
+
+
+# -- the objects named in an audit trail (the owner's view) ---------------------------------------
+def records_by_ids(
+    session: Session, scope: VaultScope, ids: Sequence[uuid.UUID]
+) -> Sequence[AgencyRecord]:
+    if not ids:
+        return []
+    return session.exec(scope.records().where(col(AgencyRecord.id).in_(sorted(set(ids))))).all()
+
+
+def entries_by_ids(
+    session: Session, scope: VaultScope, ids: Sequence[uuid.UUID]
+) -> Sequence[StoryEntry]:
+    if not ids:
+        return []
+    return session.exec(scope.entries().where(col(StoryEntry.id).in_(sorted(set(ids))))).all()
+
+
+def record_ids_of_notes(
+    session: Session, vault_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    """note id -> record id, for notes still in this vault."""
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(ViewNote.id, ViewNote.record_id).where(
+            ViewNote.vault_id == vault_id, col(ViewNote.id).in_(sorted(set(ids)))
+        )
+    ).all()
+    return {r[0]: r[1] for r in rows}
+
+
+def record_ids_of_corrections(
+    session: Session, vault_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    """correction request id -> record id, for requests still in this vault."""
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(CorrectionRequest.id, CorrectionRequest.record_id).where(
+            CorrectionRequest.vault_id == vault_id,
+            col(CorrectionRequest.id).in_(sorted(set(ids))),
+        )
+    ).all()
+    return {r[0]: r[1] for r in rows}

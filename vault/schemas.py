@@ -6,7 +6,7 @@ Ciphertext never appears here; these carry decrypted text to the owner only.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
@@ -117,4 +117,62 @@ class AuditEventPublic(SQLModel):
 class AuditPage(SQLModel):
     events: list[AuditEventPublic]
     # Pass as ?before= to get the next (older) page; None when there is no more.
+    next_before: int | None
+
+
+class CorrectionCreate(SQLModel):
+    """A young person's request to correct a record, in their own words (UK GDPR Art. 16)."""
+
+    body: str = Field(min_length=1, max_length=BODY_MAX)
+
+    @field_validator("body")
+    @classmethod
+    def _no_control_chars(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return _clean(value)
+
+
+class CorrectionPublic(SQLModel):
+    id: uuid.UUID
+    record_id: uuid.UUID
+    body: str
+    status: str  # open | accepted | declined
+    created_at: datetime
+    decided_at: datetime | None
+
+
+class OwnerRecordView(SQLModel):
+    """A record as its owner sees it: with their views and their correction requests."""
+
+    record: RecordPublic
+    corrections: list[CorrectionPublic]
+
+
+class TrailPerson(SQLModel):
+    """Someone in a vault's audit trail, for the "filter by who" list. ``key`` is opaque
+    (a hash of actor type and id), so the page never shows a worker's email address."""
+
+    key: str
+    name: str
+
+
+class TrailLine(SQLModel):
+    seq: int
+    occurred_at: datetime
+    who_key: str
+    text: str
+
+
+class TrailDay(SQLModel):
+    day: date
+    lines: list[TrailLine]
+
+
+class TrailView(SQLModel):
+    """The owner's "Who has looked" page: newest first, grouped by local day."""
+
+    days: list[TrailDay]
+    people: list[TrailPerson]
+    who: str | None
     next_before: int | None

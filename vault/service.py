@@ -5,9 +5,12 @@ entry land together or not at all (STYLE.md, practice 3).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
 
 from sqlmodel import Session
 
@@ -16,11 +19,18 @@ from vault import repository as repo
 from vault.actors import Actor
 from vault.crypto import FieldContext
 from vault.db_types import utcnow
-from vault.errors import Conflict, InvalidInput, NotFound, UnsupportedMediaType
+from vault.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    UnsupportedMediaType,
+)
 from vault.keyring import Keyring
 from vault.models import (
     AgencyRecord,
     AuditEvent,
+    CorrectionRequest,
     StoryEntry,
     StoryPhoto,
     Vault,
@@ -31,13 +41,20 @@ from vault.repository import VaultScope
 from vault.schemas import (
     AuditEventPublic,
     AuditPage,
+    CorrectionCreate,
+    CorrectionPublic,
     EntryCreate,
     EntryPublic,
     EntryUpdate,
     NoteCreate,
     NotePublic,
+    OwnerRecordView,
     RecordCreate,
     RecordPublic,
+    TrailDay,
+    TrailLine,
+    TrailPerson,
+    TrailView,
 )
 from vault.vocabulary import RECORD_CATEGORIES, SHANARRI
 
@@ -493,6 +510,18 @@ ACTION_WORDS = {
     "photo:read": "looked at a photo",
     "audit:read": "looked at this list",
     "note:added": "added their view to a record",
+    "advocate:invited": "made an invite code for an advocate",
+    "advocate:invite_cancelled": "stopped an invite code for an advocate",
+    "advocate:joined": "joined as an advocate",
+    "advocate:removed": "removed an advocate",
+    "advocate:viewed_sharing": "looked at who can see things, who asked and who looked",
+    "correction:requested": "asked for a change to a record",
+    "code:created": "made a connection code",
+    "code:cancelled": "cancelled a connection code",
+    "request:received": "asked to see some things",
+    "request:declined": "said no to a request",
+    "grant:created": "said yes to a request",
+    "grant:revoked": "stopped sharing",
 }
 
 
@@ -543,6 +572,255 @@ def audit_trail(
             )
             for e in events
         ],
+        next_before=events[-1].seq if more and events else None,
+    )
+
+
+# -- correction requests ------------
+def _correction_ctx(correction: CorrectionRequest) -> FieldContext:
+    return FieldContext(correction.vault_id, "correction_request", correction.id, "body", 1)
+
+
+def _correction_public(
+    session: Session, services: VaultServices, correction: CorrectionRequest
+) -> CorrectionPublic:
+    return CorrectionPublic(
+        id=correction.id,
+        record_id=correction.record_id,
+        body=services.keyring.open_text(
+            session, _correction_ctx(correction), correction.body_sealed
+        ),
+        status=correction.status,
+        created_at=correction.created_at,
+        decided_at=correction.decided_at,
+    )
+
+
+def _owned_record(
+    session: Session, actor: Actor, vault: Vault, record_id: uuid.UUID
+) -> AgencyRecord:
+    """Correction requests are the owner's alone: nobody else asks, or reads them, here."""
+    if not _is_owner(actor, vault):
+        raise PermissionDenied("Only the young person can ask for a correction.")
+    record = repo.get_record(session, VaultScope.owner(vault.id), record_id)
+    if record is None:
+        raise NotFound("We could not find that record.")
+    return record
+
+
+def request_correction(
+    session: Session,
+    services: VaultServices,
+    actor: Actor,
+    vault: Vault,
+    record_id: uuid.UUID,
+    data: CorrectionCreate,
+) -> CorrectionPublic:
+    """Record a request to correct a record (UK GDPR Article 16, right to rectification).
+
+    The words are sealed like "my view" notes. The request stays ``open``: routing it to
+    the agency that wrote the record is the safeguarding issue's work.
+    """
+    record = _owned_record(session, actor, vault, record_id)
+    correction = CorrectionRequest(vault_id=vault.id, record_id=record.id, body_sealed=b"")
+    correction.body_sealed = services.keyring.seal_text(
+        session, _correction_ctx(correction), data.body
+    )
+    session.add(correction)
+    session.flush()
+    _log(
+        session, services, vault.id, actor, "correction:requested", "correction_request",
+        correction.id,
+    )  # fmt: skip
+    return _correction_public(session, services, correction)
+
+
+def list_corrections(
+    session: Session, services: VaultServices, actor: Actor, vault: Vault, record_id: uuid.UUID
+) -> list[CorrectionPublic]:
+    record = _owned_record(session, actor, vault, record_id)
+    return [
+        _correction_public(session, services, c)
+        for c in repo.corrections_for_record(session, VaultScope.owner(vault.id), record.id)
+    ]
+
+
+def record_for_owner(
+    session: Session, services: VaultServices, actor: Actor, vault: Vault, record_id: uuid.UUID
+) -> OwnerRecordView:
+    """The record page: the record, the owner's views and their correction requests."""
+    record = _owned_record(session, actor, vault, record_id)
+    corrections = repo.corrections_for_record(session, VaultScope.owner(vault.id), record.id)
+    return OwnerRecordView(
+        record=_record_public(session, services, record, with_notes=True),
+        corrections=[_correction_public(session, services, c) for c in corrections],
+    )
+
+
+# -- "Who has looked": the audit trail in plain words, for the owner ------------
+# (with a title, without one). "{t}" is the item's title in quotes. Reading age about 10.
+OWNER_WORDS: dict[str, tuple[str, str]] = {
+    "vault:created": ("made your account", "made your account"),
+    "vault:exported": ("downloaded all your things", "downloaded all your things"),
+    "entry:created": ("wrote {t}", "wrote a story entry"),
+    "entry:updated": ("changed {t}", "changed a story entry"),
+    "entry:deleted": ("deleted a story entry", "deleted a story entry"),
+    "photo:added": ("added a photo to {t}", "added a photo"),
+    "record:added": ("added a record called {t}", "added a record"),
+    "record:read": ("read your {t}", "read a record"),
+    "entry:read": ("read your story entry {t}", "read a story entry"),
+    "photo:read": ("looked at the photo in {t}", "looked at a photo"),
+    "audit:read": ("looked at this list", "looked at this list"),
+    "note:added": ("added your view to {t}", "added your view to a record"),
+    "correction:requested": ("asked for a change to {t}", "asked for a change to a record"),
+    "code:created": ("made a code to give a worker", "made a code to give a worker"),
+    "code:cancelled": ("stopped a code", "stopped a code"),
+    "request:received": ("asked to see your things", "asked to see your things"),
+    "request:declined": ("said no to a request", "said no to a request"),
+    "grant:created": ("said yes to a request", "said yes to a request"),
+    "grant:revoked": ("stopped sharing", "stopped sharing"),
+    "advocate:invited": ("made a code for an advocate", "made a code for an advocate"),
+    "advocate:invite_cancelled": ("stopped an advocate code", "stopped an advocate code"),
+    "advocate:joined": ("joined as your advocate", "joined as your advocate"),
+    "advocate:removed": ("removed an advocate", "removed an advocate"),
+    "advocate:viewed_sharing": (
+        "looked at who can see your things",
+        "looked at who can see your things",
+    ),
+}
+# Which object types name a record (through a note or a correction) or a story entry.
+_TITLED = {"agency_record", "story_entry", "view_note", "correction_request"}
+
+
+def trail_key(actor_type: str, actor_id: str) -> str:
+    """An opaque name for one actor, for the filter's query string (no emails in URLs)."""
+    return hashlib.sha256(f"{actor_type}|{actor_id}".encode()).hexdigest()[:16]
+
+
+def trail_who(actor_type: str, actor_label: str, agency: str | None) -> str:
+    if actor_type == "young_person":
+        return "You"
+    if actor_type == "operator":
+        return "The Storykeep team"
+    return f"{actor_label} ({agency})" if agency else actor_label
+
+
+def describe_for_owner(
+    event: AuditEvent,
+    title: str | None,
+    tz: tzinfo,
+    purpose_words: Callable[[str], str] | None = None,
+) -> str:
+    """One plain sentence, e.g. "Jo Bloggs (Example High School) read your 'School
+    report, June' at 10:14 — to plan support at school." ``title`` is decrypted content,
+    so only the vault's owner may be given it (``audit_view`` checks)."""
+    words = OWNER_WORDS.get(event.action)
+    if words is None:
+        what = event.action.replace(":", " ").replace("_", " ")
+    elif title:
+        what = words[0].replace("{t}", f"'{title}'")
+    else:
+        what = words[1]
+    who = trail_who(event.actor_type, event.actor_label, event.agency)
+    text = f"{who} {what} at {event.occurred_at.astimezone(tz).strftime('%H:%M')}"
+    if event.purpose:
+        why = purpose_words(event.purpose) if purpose_words else event.purpose.replace("_", " ")
+        text += f" — {why}"
+    return text + "."
+
+
+def _uuid_or_none(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(hex=value) if value else None
+    except ValueError:
+        return None
+
+
+def _titles(
+    session: Session, services: VaultServices, vault: Vault, events: Sequence[AuditEvent]
+) -> dict[tuple[str, str], str]:
+    """(object_type, object_id) -> decrypted title, for the items an owner's trail names."""
+    ids: dict[str, list[uuid.UUID]] = {t: [] for t in _TITLED}
+    for e in events:
+        found = _uuid_or_none(e.object_id) if e.object_type in _TITLED else None
+        if found is not None and e.object_type is not None:
+            ids[e.object_type].append(found)
+    via = repo.record_ids_of_notes(session, vault.id, ids["view_note"])
+    via |= repo.record_ids_of_corrections(session, vault.id, ids["correction_request"])
+    scope = VaultScope.owner(vault.id)
+    ring = services.keyring
+    record_titles = {
+        r.id: ring.open_text(session, _record_ctx(r, "title"), r.title_sealed)
+        for r in repo.records_by_ids(session, scope, [*ids["agency_record"], *via.values()])
+    }
+    entry_titles = {
+        e.id: ring.open_text(session, _entry_ctx(e, "title"), e.title_sealed)
+        for e in repo.entries_by_ids(session, scope, ids["story_entry"])
+    }
+    out: dict[tuple[str, str], str] = {}
+    for kind, found_ids in ids.items():
+        for found in found_ids:
+            if kind == "story_entry":
+                title = entry_titles.get(found)
+            else:
+                title = record_titles.get(via.get(found, found))
+            if title is not None:
+                out[(kind, found.hex)] = title
+    return out
+
+
+def audit_view(
+    session: Session,
+    services: VaultServices,
+    actor: Actor,
+    vault: Vault,
+    *,
+    who: str | None,
+    before: int | None,
+    limit: int,
+    tz: tzinfo,
+    purpose_words: Callable[[str], str] | None = None,
+) -> TrailView:
+    """The trail for the "Who has looked" page: newest first, grouped by day in ``tz``,
+    optionally only one person's entries. Titles are shown to the owner only."""
+    if not 1 <= limit <= 200:
+        raise InvalidInput("limit must be between 1 and 200.")
+    _log_read_unless_owner(session, services, actor, vault.id, "audit:read", "vault", vault.id)
+    chain = vault.id.hex
+    people: dict[str, tuple[str, str]] = {}  # key -> (name, actor_type)
+    actors: dict[str, tuple[str, str]] = {}  # key -> (actor_type, actor_id)
+    for actor_type, actor_id, label, agency in repo.audit_actors(session, chain):
+        key = trail_key(actor_type, actor_id)
+        people[key] = (trail_who(actor_type, label, agency), actor_type)
+        actors[key] = (actor_type, actor_id)
+    if who is not None and who not in actors:
+        raise InvalidInput("Please pick someone from the list.")
+    if who is None:
+        events = repo.audit_page(session, chain, before, limit + 1)
+    else:
+        events = repo.audit_page_by_actor(session, chain, *actors[who], before, limit + 1)
+    more = len(events) > limit
+    events = events[:limit]
+    titles = _titles(session, services, vault, events) if _is_owner(actor, vault) else {}
+    days: list[TrailDay] = []
+    for e in events:
+        day = e.occurred_at.astimezone(tz).date()
+        if not days or days[-1].day != day:
+            days.append(TrailDay(day=day, lines=[]))
+        title = titles.get((e.object_type or "", e.object_id or ""))
+        days[-1].lines.append(
+            TrailLine(
+                seq=e.seq,
+                occurred_at=e.occurred_at,
+                who_key=trail_key(e.actor_type, e.actor_id),
+                text=describe_for_owner(e, title, tz, purpose_words),
+            )
+        )
+    ordered = sorted(people.items(), key=lambda kv: (kv[1][1] != "young_person", kv[1][0]))
+    return TrailView(
+        days=days,
+        people=[TrailPerson(key=k, name=name) for k, (name, _t) in ordered],
+        who=who,
         next_before=events[-1].seq if more and events else None,
     )
 

@@ -101,7 +101,7 @@ class TestStoryPages:
         )
         assert created.status_code == 200
         assert "My &lt;b&gt;day&lt;/b&gt;" in created.text  # escaped, never rendered as HTML
-        assert "Can be shared" in created.text
+        assert "Shared when you say yes" in created.text
         photo_src = re.search(r'<img src="([^"]+)"', created.text)
         assert photo_src and client.get(photo_src.group(1)).content == tiny_png()
         entry_url = str(created.url)
@@ -114,7 +114,7 @@ class TestStoryPages:
                 "csrf_token": token,
             },
         )
-        assert "Park, then chips" in edited.text and "Private" in edited.text
+        assert "Park, then chips" in edited.text and "Private — only you" in edited.text
         deleted = client.post(entry_url + "/delete", data={"csrf_token": token})
         assert "Nothing yet" in deleted.text
 
@@ -154,8 +154,8 @@ class TestRecordsAndAudit:
         )
         assert "I love lunch club" in with_view.text
         audit = client.get("/audit")
-        assert "You added your view to a record." in audit.text
-        assert "operator" in audit.text and "added a record" in audit.text
+        assert "You added your view to &#39;Report&#39; at " in audit.text
+        assert "The Storykeep team added a record called &#39;Report&#39; at " in audit.text
 
 
 class TestAccountPages:
