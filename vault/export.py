@@ -71,6 +71,10 @@ written {{ e.created_at }}</p>
 {% for n in r.notes %}
 <blockquote><p>My view ({{ n.created_at }}): {{ n.body }}</p></blockquote>
 {% endfor %}
+{% for c in r.corrections %}
+<blockquote><p>I asked for a change ({{ c.created_at }}, {{ c.status }}):
+{{ c.body }}</p></blockquote>
+{% endfor %}
 </article>{% else %}<p>No records.</p>{% endfor %}
 <h2>Who has done what</h2>
 <ol>{% for ev in audit_events %}<li>{{ ev.occurred_at }}: {{ ev.description }}</li>{% endfor %}</ol>
@@ -109,10 +113,15 @@ def build(
                 zf.writestr(name, photo)
                 item["photo"] = name
             story.append(item)
-        records = [
-            json.loads(r.model_dump_json())
-            for r in service.list_records(session, services, actor, scope)
-        ]
+        records = []
+        for record in service.list_records(session, services, actor, scope):
+            item = json.loads(record.model_dump_json())
+            # Requests to correct it (UK GDPR Article 16) are the young person's data too.
+            item["corrections"] = [
+                json.loads(c.model_dump_json())
+                for c in service.list_corrections(session, services, actor, vault, record.id)
+            ]
+            records.append(item)
         events = list(repo.audit_events_in_order(session, vault.id.hex))
         head = repo.get_audit_head(session, vault.id.hex)
         exported_at = utcnow().isoformat()

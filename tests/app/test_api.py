@@ -482,7 +482,12 @@ class TestExport:
             content=tiny_png(),
             headers={"X-CSRF-Token": csrf, "content-type": "image/png"},
         )
-        add_record(services, "alex", body="Record body text")
+        record_id = add_record(services, "alex", body="Record body text")
+        client.post(
+            f"/api/v1/me/records/{record_id}/corrections",
+            json={"body": "The date on this is wrong"},
+            headers={"X-CSRF-Token": csrf},
+        )
         response = client.get("/api/v1/me/export")
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/zip"
@@ -500,9 +505,13 @@ class TestExport:
         assert data["account"]["username"] == "alex"
         assert data["story"][0]["body"] == "I like <script>art</script>"
         assert data["records"][0]["body"] == "Record body text"
+        assert [c["body"] for c in data["records"][0]["corrections"]] == [
+            "The date on this is wrong"
+        ]
         assert zf.read(data["story"][0]["photo"]) == tiny_png()
         html = zf.read("index.html").decode()
         assert "<script>" not in html and "&lt;script&gt;" in html and "Record body text" in html
+        assert "I asked for a change" in html and "The date on this is wrong" in html
         audit = json.loads(zf.read("audit/audit.json"))
         assert audit["events"][-1]["action"] == "vault:exported"  # the export logs itself
 
