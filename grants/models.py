@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from vault.db_types import UTCDateTime, utcnow
@@ -244,7 +244,14 @@ class AdvocateLink(SQLModel, table=True):
     """An advocate helping one young person, from an accepted invite until removed."""
 
     __tablename__ = "advocate_link"
-    __table_args__ = (Index("ix_advocate_link_vault", "vault_id"),)
+    __table_args__ = (
+        Index("ix_advocate_link_vault", "vault_id"),
+        # One active link per advocate and young person, even for two accepts at once.
+        Index(
+            "ux_advocate_link_active", "vault_id", "advocate_id", unique=True,
+            postgresql_where=text("removed_at IS NULL"), sqlite_where=text("removed_at IS NULL"),
+        ),
+    )  # fmt: skip
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     vault_id: uuid.UUID = Field(
