@@ -1,10 +1,16 @@
-"""The agencies' resource API (RFC 6750 bearer tokens): "may this actor do this to this
-record now?" answered on every call.
+"""The agencies' resource API (RFC 6750 bearer tokens) and the practitioner pages:
+"may this actor do this to this record now?" answered on every call.
 
-Each call re-checks, in one query, the token (active, an access token, this client's)
+There is one policy path with two doors. An agency's system presents a bearer token
+(``authorize``): one query re-checks the token (active, an access token, this client's)
 and the grant behind it (not revoked, not expired), then that the vault handle is this
-agency's name for the grant's young person. So a revocation, by anyone, bites on the very
-next call. Records outside the grant are answered as if they did not exist.
+agency's name for the grant's young person. A practitioner on Storykeep's own pages
+names a grant made for them (``authorize_practitioner``). Both then go through
+``grant_access``, which checks the grant is still active, builds the grant's
+``VaultScope`` and the actor, and the same ``list_records``/``get_record``/
+``write_record`` below call the vault service, which logs every read. So a revocation, by
+anyone, bites on the very next call, whichever door. Records outside the grant are
+answered as if they did not exist.
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ from typing import Any
 from sqlmodel import Field, Session, SQLModel
 
 from grants import repository as repo
+from grants import service as grants_service
 from grants.config import GrantsConfig
-from grants.oauth.ciba import practitioner_actor
+from grants.models import Grant
 from grants.oauth.errors import InvalidTokenError
 from grants.oauth.tokens import hash_token
+from grants.schemas import PractitionerGrantView
+from grants.service import practitioner_actor
 from vault import service as vault_service
 from vault.actors import Actor
 from vault.db_types import utcnow
@@ -38,6 +47,15 @@ class InsufficientGrant(PermissionDenied):
     calls this insufficient_scope."""
 
     message = "The grant does not allow this."
+
+
+class GrantEnded(PermissionDenied):
+    """The grant was revoked or ran out: nothing from it can be shown any more."""
+
+    message = (
+        "This sharing has stopped. The young person ended it, or the time they agreed to "
+        "ran out. Nothing from it can be shown now."
+    )
 
 
 class AgencyRecordWrite(SQLModel):
@@ -75,6 +93,15 @@ class GrantView:
 
     def is_active(self, now: datetime) -> bool:  # the same rule as Grant.is_active
         return self.revoked_at is None and now < self.expires_at
+
+    @classmethod
+    def of(cls, grant: Grant) -> GrantView:
+        return cls(
+            id=grant.id, vault_id=grant.vault_id, client_id=grant.client_id,
+            categories=grant.categories, actions=grant.actions, record_ids=grant.record_ids,
+            purpose=grant.purpose, practitioner=grant.practitioner,
+            expires_at=grant.expires_at, revoked_at=grant.revoked_at,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -114,8 +141,49 @@ def authorize(
         raise InvalidTokenError(description="the access token is no longer active")
     if row.handle_vault_id != grant.vault_id:  # another agency's handle, or another person
         raise NotFound("No such vault.")
+    return grant_access(session, grant, row.agency_name, row.last_used_at, now)
+
+
+@dataclass(frozen=True)
+class PageReader:
+    """Who is using Storykeep's practitioner pages: their account and their agency."""
+
+    practitioner_id: uuid.UUID
+    agency_id: uuid.UUID
+    agency_name: str
+
+
+def _practitioner_door(
+    session: Session, reader: PageReader, grant_id: uuid.UUID
+) -> tuple[Grant, AgencyAccess]:
+    grant = repo.get_grant(session, grant_id)
+    if (
+        grant is None
+        or grant.practitioner_id != reader.practitioner_id
+        or grant.agency_id != reader.agency_id
+    ):
+        raise NotFound("We could not find that sharing.")
+    return grant, grant_access(session, GrantView.of(grant), reader.agency_name, grant.last_used_at)
+
+
+def authorize_practitioner(
+    session: Session, reader: PageReader, grant_id: uuid.UUID
+) -> AgencyAccess:
+    """The practitioner pages' door: only a grant made for this practitioner, at their
+    agency. Anyone else's grant is answered as if it did not exist."""
+    return _practitioner_door(session, reader, grant_id)[1]
+
+
+def grant_access(
+    session: Session, grant: GrantView, agency_name: str, last_used_at: datetime | None,
+    now: datetime | None = None,
+) -> AgencyAccess:  # fmt: skip
+    """Shared by both doors: the grant must be active now; then its scope and actor."""
+    now = now or utcnow()
+    if not grant.is_active(now):
+        raise GrantEnded()
     # 'Last used', to the minute: one write a minute per grant, not one per read.
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_GRANULARITY:
+    if last_used_at is None or now - last_used_at > LAST_USED_GRANULARITY:
         repo.touch_grant(session, grant.id, now)
     categories = frozenset(grant.categories)
     scope = VaultScope(
@@ -127,7 +195,7 @@ def authorize(
             frozenset(uuid.UUID(hex=i) for i in grant.record_ids) if grant.record_ids else None
         ),
     )
-    actor = practitioner_actor(grant.practitioner, row.agency_name, grant.purpose, grant.id.hex)
+    actor = practitioner_actor(grant.practitioner, agency_name, grant.purpose, grant.id.hex)
     return AgencyAccess(grant=grant, actor=actor, scope=scope)
 
 
@@ -182,3 +250,53 @@ def write_record(
     )
     record = vault_service.add_record(session, services, access.actor, vault, data)
     return vault_service.record_public(session, services, record)
+
+
+# -- the practitioner pages: the same checks and the same reads as the resource API ---------------
+@dataclass(frozen=True)
+class PractitionerGrantPage:
+    grant: PractitionerGrantView
+    records: list[RecordPublic]
+    story: list[EntryPublic]
+
+
+@dataclass(frozen=True)
+class PractitionerRecordPage:
+    grant: PractitionerGrantView
+    record: RecordPublic
+
+
+def practitioner_grant_page(
+    session: Session, services: vault_service.VaultServices, reader: PageReader,
+    grant_id: uuid.UUID,
+) -> PractitionerGrantPage:  # fmt: skip
+    """What a grant lets this practitioner see now. Every record and entry shown is a
+    logged read in the young person's audit log, as through the resource API."""
+    grant, access = _practitioner_door(session, reader, grant_id)
+    view = grants_service.practitioner_grant_view(session, grant)
+    records = (
+        list_records(session, services, access, None)
+        if view.can_read and view.record_categories
+        else []
+    )
+    story = list_story(session, services, access) if view.can_read and view.story else []
+    return PractitionerGrantPage(grant=view, records=records, story=story)
+
+
+def practitioner_record_page(
+    session: Session, services: vault_service.VaultServices, reader: PageReader,
+    grant_id: uuid.UUID, record_id: uuid.UUID,
+) -> PractitionerRecordPage:  # fmt: skip
+    grant, access = _practitioner_door(session, reader, grant_id)
+    record = get_record(session, services, access, record_id)
+    return PractitionerRecordPage(
+        grant=grants_service.practitioner_grant_view(session, grant), record=record
+    )
+
+
+def practitioner_write_record(
+    session: Session, services: vault_service.VaultServices, reader: PageReader,
+    grant_id: uuid.UUID, body: AgencyRecordWrite,
+) -> RecordPublic:  # fmt: skip
+    access = authorize_practitioner(session, reader, grant_id)
+    return write_record(session, services, access, body.to_create())

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from grants.models import (
     AccessRequest,
     Agency,
+    AgencyOidc,
     ConnectionCode,
     Grant,
     OAuthClient,
@@ -33,6 +34,19 @@ def get_agency(session: Session, agency_id: uuid.UUID) -> Agency | None:
 
 def get_agency_by_name(session: Session, name: str) -> Agency | None:
     return session.exec(select(Agency).where(Agency.name == name)).first()
+
+
+def get_agency_oidc(session: Session, agency_id: uuid.UUID) -> AgencyOidc | None:
+    return session.get(AgencyOidc, agency_id)
+
+
+def agencies_with_oidc(session: Session) -> Sequence[Agency]:
+    """Agencies whose practitioners can sign in with their own OpenID Connect provider."""
+    return session.exec(
+        select(Agency)
+        .join(AgencyOidc, col(AgencyOidc.agency_id) == col(Agency.id))
+        .order_by(col(Agency.name))
+    ).all()
 
 
 _USED = UsedAssertion.__table__  # type: ignore[attr-defined]
@@ -170,6 +184,67 @@ def lock_grant(session: Session, grant_id: uuid.UUID) -> Grant | None:
 
 def grant_for_request(session: Session, request_id: uuid.UUID) -> Grant | None:
     return session.exec(select(Grant).where(Grant.request_id == request_id)).first()
+
+
+def get_grant(session: Session, grant_id: uuid.UUID) -> Grant | None:
+    return session.get(Grant, grant_id)
+
+
+# -- a practitioner's own requests and grants (Storykeep's practitioner pages) --------------------
+def requests_of_practitioner(
+    session: Session, practitioner_id: uuid.UUID, limit: int = 100
+) -> Sequence[AccessRequest]:
+    return session.exec(
+        select(AccessRequest)
+        .where(AccessRequest.practitioner_id == practitioner_id)
+        .order_by(col(AccessRequest.created_at).desc())
+        .limit(limit)
+    ).all()
+
+
+def request_of_practitioner(
+    session: Session, practitioner_id: uuid.UUID, request_id: uuid.UUID
+) -> AccessRequest | None:
+    return session.exec(
+        select(AccessRequest).where(
+            AccessRequest.id == request_id, AccessRequest.practitioner_id == practitioner_id
+        )
+    ).first()
+
+
+def grants_for_requests(
+    session: Session, request_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Grant]:
+    if not request_ids:
+        return {}
+    rows = session.exec(select(Grant).where(col(Grant.request_id).in_(list(request_ids)))).all()
+    return {g.request_id: g for g in rows}
+
+
+def grants_of_practitioner(
+    session: Session, practitioner_id: uuid.UUID, limit: int = 100
+) -> Sequence[Grant]:
+    return session.exec(
+        select(Grant)
+        .where(Grant.practitioner_id == practitioner_id)
+        .order_by(col(Grant.created_at).desc())
+        .limit(limit)
+    ).all()
+
+
+def handles_for(
+    session: Session, agency_id: uuid.UUID, vault_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The agency's pairwise handle for each of these young people."""
+    if not vault_ids:
+        return {}
+    rows = session.exec(
+        select(PairwiseHandle).where(
+            PairwiseHandle.agency_id == agency_id,
+            col(PairwiseHandle.vault_id).in_(sorted(set(vault_ids))),
+        )
+    ).all()
+    return {h.vault_id: h.handle for h in rows}
 
 
 def lock_token_by_hash(session: Session, token_hash: str) -> OAuthToken | None:

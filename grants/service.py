@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,12 +17,25 @@ from sqlmodel import Session
 from grants import repository as repo
 from grants import wording
 from grants.config import GrantsConfig
-from grants.models import AccessRequest, Agency, ConnectionCode, Grant, OAuthClient
+from grants.models import (
+    AccessRequest,
+    Agency,
+    ConnectionCode,
+    Grant,
+    OAuthClient,
+    PairwiseHandle,
+)
+from grants.oauth import rfc9396
+from grants.oauth.errors import OAuth2Error, UnknownUserIdError
 from grants.schemas import (
     ApproveBody,
     ConnectionCodePublic,
     DeclineBody,
     GrantPublic,
+    PageRequestForm,
+    PractitionerGrantView,
+    PractitionerHome,
+    PractitionerRequestView,
     RequestPublic,
     practitioner_public,
 )
@@ -30,11 +45,17 @@ from vault.actors import Actor
 from vault.crypto import FieldContext
 from vault.db_types import utcnow
 from vault.errors import Conflict, InvalidInput, NotFound
+from vault.keys import KeyProvider
 from vault.models import Vault, YoungPerson
+from vault.vocabulary import GRANT_CATEGORIES
 
 # Crockford-style alphabet: no I, L, O or U, so codes read aloud or typed cleanly.
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 16  # 80 bits: not guessable, even without the sign-in throttle
+# The client_id on requests and grants made from Storykeep's own practitioner pages. No
+# OAuth client can have it (registered ids start "sk_"), so no token is ever issued for
+# them: pages read through the grant directly (grants/access.py).
+PAGES_CLIENT_ID = "storykeep-pages"
 
 
 # -- operator: agencies and clients -----------------------------------------------------------
@@ -176,6 +197,95 @@ def cancel_code(
                  object_type="connection_code", object_id=code.id.hex)  # fmt: skip
 
 
+# -- asking: one path for agency systems (CIBA) and the practitioner pages ------------------------
+def practitioner_actor(
+    practitioner: Mapping[str, Any], agency: str, purpose: str | None, grant_id: str | None
+) -> Actor:
+    """The actor for anything a practitioner does, through a client or the pages alike."""
+    return Actor(
+        type="practitioner",
+        id=str(practitioner.get("email", "")),
+        label=f"{practitioner.get('name', '')}",
+        agency=agency,
+        purpose=purpose,
+        grant_id=grant_id,
+    )
+
+
+def resolve_login_hint(
+    session: Session, config: GrantsConfig, agency_id: uuid.UUID, hint: str | None
+) -> PairwiseHandle:
+    """A one-time connection code, or the agency's own pairwise handle (CIBA section 7.1,
+    ``login_hint``). Every miss gets the same ``unknown_user_id``: nothing says whether a
+    young person exists."""
+    if not hint or len(hint) > 100:
+        raise UnknownUserIdError(description="login_hint must be a connection code or your handle")
+    now = utcnow()
+    handle = repo.get_handle(session, hint.strip(), agency_id)
+    if handle is not None:
+        return handle
+    code = repo.lock_code_by_hash(session, config.hash("connection-code", normalise_code(hint)))
+    if code is None or not code.is_active(now):
+        raise UnknownUserIdError(
+            description="that code is not valid; ask the young person for a new one"
+        )
+    code.used_at = now  # single use, whatever happens next in this transaction
+    session.add(code)
+    existing = repo.handle_for(session, agency_id, code.vault_id)
+    if existing is not None:
+        return existing
+    created = PairwiseHandle(
+        handle="vh_" + secrets.token_urlsafe(18), agency_id=agency_id, vault_id=code.vault_id
+    )
+    session.add(created)
+    session.flush()
+    return created
+
+
+@dataclass(frozen=True)
+class OpenedRequest:
+    request: AccessRequest
+    handle: PairwiseHandle
+    auth_req_id: str  # handed to a CIBA client once; stored only as a keyed hash
+
+    def __repr__(self) -> str:
+        return f"OpenedRequest(request={self.request.id}, auth_req_id=<hidden>)"
+
+
+def open_request(
+    session: Session, config: GrantsConfig, keys: KeyProvider, *, agency: Agency,
+    client_id: str, login_hint: str | None, authorization_details: str | None,
+    practitioner: dict[str, str], decide_seconds: int,
+    practitioner_id: uuid.UUID | None = None,
+) -> OpenedRequest:  # fmt: skip
+    """Ask a young person: the one policy path for every request, whether an agency's
+    system sent it (CIBA Core 1.0, section 7.1) or a practitioner filled in the form.
+
+    ``authorization_details`` is checked against the agency's registered purposes and
+    longest duration (RFC 9396, ``rfc9396.parse``) *before* the login hint is resolved,
+    so bad input never uses up the young person's code. The request and its
+    ``request:received`` entry in the young person's log land together."""
+    details = rfc9396.parse(authorization_details, agency)
+    handle = resolve_login_hint(session, config, agency.id, login_hint)
+    auth_req_id = secrets.token_urlsafe(32)
+    now = utcnow()
+    request = AccessRequest(
+        auth_req_hash=config.hash("auth-req", auth_req_id), client_id=client_id,
+        agency_id=agency.id, vault_id=handle.vault_id, details=details,
+        practitioner=practitioner, practitioner_id=practitioner_id, created_at=now,
+        decide_by=now + timedelta(seconds=decide_seconds),
+        poll_interval=config.poll_interval_seconds,
+    )  # fmt: skip
+    session.add(request)
+    session.flush()
+    audit.append(
+        session, keys, handle.vault_id.hex,
+        practitioner_actor(practitioner, agency.name, details["purpose"], None),
+        "request:received", object_type="access_request", object_id=request.id.hex,
+    )  # fmt: skip
+    return OpenedRequest(request=request, handle=handle, auth_req_id=auth_req_id)
+
+
 # -- requests and decisions -----------------------------------------------------------------------
 def _agency_name(session: Session, agency_id: uuid.UUID) -> str:
     agency = repo.get_agency(session, agency_id)
@@ -245,7 +355,8 @@ def approve(
         request_id=request.id, vault_id=vault.id, agency_id=request.agency_id,
         client_id=request.client_id, categories=categories, actions=asked["actions"],
         record_ids=asked.get("record_ids"), purpose=asked["purpose"],
-        practitioner=request.practitioner, created_at=now, expires_at=expires_at,
+        practitioner=request.practitioner, practitioner_id=request.practitioner_id,
+        created_at=now, expires_at=expires_at,
     )  # fmt: skip
     session.add_all([request, grant])
     session.flush()
@@ -322,3 +433,117 @@ def erase_young_person(
         if grant.is_active(utcnow()):
             revoke_grant(session, services.keyring.provider, actor, grant, "erasure")
     vault_service.erase(session, services, actor, person)
+
+
+# -- Storykeep's own practitioner pages -----------------------------------------------------------
+def request_from_page(
+    session: Session, config: GrantsConfig, keys: KeyProvider, *, agency: Agency,
+    practitioner_id: uuid.UUID, practitioner: dict[str, str], form: PageRequestForm,
+) -> AccessRequest:  # fmt: skip
+    """A practitioner's request form, asked through ``open_request`` exactly as an agency
+    system's CIBA request is (client ``PAGES_CLIENT_ID``). The form's own checks only give
+    friendlier words; RFC 9396's rules still decide, and a code is used up only when
+    everything else is right."""
+    categories = sorted(set(form.categories))
+    if not categories:
+        raise InvalidInput("Choose at least one kind of record.")
+    if not set(categories) <= set(GRANT_CATEGORIES):
+        raise InvalidInput("Choose kinds of record from the list.")
+    if form.purpose not in agency.purposes:
+        raise InvalidInput("Choose a purpose from the list.")
+    if form.days is None or not 1 <= form.days <= agency.max_duration_days:
+        raise InvalidInput(f"Choose a number of days from 1 to {agency.max_duration_days}.")
+    if form.write and "my_story" in categories:
+        raise InvalidInput(
+            "Nobody can add to a young person's own story. Untick 'Shared story' or "
+            "'Also add records'."
+        )
+    if not form.connection_code.strip():
+        raise InvalidInput("Enter the connection code the young person gave you.")
+    details = {
+        "type": rfc9396.RECORDS_TYPE, "actions": ["read", "write"] if form.write else ["read"],
+        "categories": categories, "purpose": form.purpose, "duration_days": form.days,
+    }  # fmt: skip
+    try:
+        opened = open_request(
+            session, config, keys, agency=agency, client_id=PAGES_CLIENT_ID,
+            login_hint=form.connection_code, authorization_details=json.dumps([details]),
+            practitioner=practitioner, decide_seconds=config.default_decide_seconds,
+            practitioner_id=practitioner_id,
+        )  # fmt: skip
+    except UnknownUserIdError:
+        raise InvalidInput(
+            "That connection code did not work. It may be mistyped, used already or out of "
+            "date. Ask the young person for a new one."
+        ) from None
+    except OAuth2Error as exc:
+        raise InvalidInput(f"Please check the form: {exc.description}.") from None
+    return opened.request
+
+
+def _practitioner_grant_view(
+    grant: Grant, reference: str | None, now: datetime
+) -> PractitionerGrantView:
+    return PractitionerGrantView(
+        id=grant.id, reference=reference, purpose=grant.purpose, actions=grant.actions,
+        categories=grant.categories, expires_at=grant.expires_at, revoked_at=grant.revoked_at,
+        active=grant.is_active(now),
+        summary=wording.practitioner_summary(grant.actions, grant.categories, grant.purpose, None),
+    )  # fmt: skip
+
+
+def _practitioner_request_view(
+    request: AccessRequest, grant: Grant | None, reference: str | None, now: datetime
+) -> PractitionerRequestView:
+    details = request.details
+    status = request_status(request, now)
+    return PractitionerRequestView(
+        id=request.id, status=status, status_label=wording.PRACTITIONER_STATUS[status],
+        summary=wording.practitioner_summary(
+            details["actions"], details["categories"], details["purpose"],
+            details["duration_days"],
+        ),
+        reference=reference, purpose=details["purpose"], actions=details["actions"],
+        categories=details["categories"], duration_days=details["duration_days"],
+        created_at=request.created_at, decide_by=request.decide_by,
+        decided_at=request.decided_at, grant_id=grant.id if grant else None,
+        grant_active=grant.is_active(now) if grant else False,
+        grant_expires_at=grant.expires_at if grant else None,
+    )  # fmt: skip
+
+
+def practitioner_home(
+    session: Session, practitioner_id: uuid.UUID, agency_id: uuid.UUID
+) -> PractitionerHome:
+    """A practitioner's own requests (newest first) and their grants still active."""
+    now = utcnow()
+    requests = repo.requests_of_practitioner(session, practitioner_id)
+    grants = repo.grants_for_requests(session, [r.id for r in requests])
+    active = [g for g in repo.grants_of_practitioner(session, practitioner_id) if g.is_active(now)]
+    handles = repo.handles_for(
+        session, agency_id, [r.vault_id for r in requests] + [g.vault_id for g in active]
+    )
+    return PractitionerHome(
+        requests=[
+            _practitioner_request_view(r, grants.get(r.id), handles.get(r.vault_id), now)
+            for r in requests
+        ],
+        grants=[_practitioner_grant_view(g, handles.get(g.vault_id), now) for g in active],
+    )
+
+
+def practitioner_request(
+    session: Session, practitioner_id: uuid.UUID, agency_id: uuid.UUID, request_id: uuid.UUID
+) -> PractitionerRequestView:
+    """One of the practitioner's own requests; anyone else's is not found."""
+    request = repo.request_of_practitioner(session, practitioner_id, request_id)
+    if request is None or request.agency_id != agency_id:
+        raise NotFound("We could not find that request.")
+    handle = repo.handle_for(session, agency_id, request.vault_id)
+    grant = repo.grant_for_request(session, request.id)
+    return _practitioner_request_view(request, grant, handle.handle if handle else None, utcnow())
+
+
+def practitioner_grant_view(session: Session, grant: Grant) -> PractitionerGrantView:
+    handle = repo.handle_for(session, grant.agency_id, grant.vault_id)
+    return _practitioner_grant_view(grant, handle.handle if handle else None, utcnow())

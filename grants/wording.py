@@ -69,3 +69,49 @@ def _sentence(
         f"{who}, {modal} {what(details['actions'], details['categories'])} "
         f"for {span} {purpose_words(details['purpose'])}."
     )
+
+
+# -- for practitioners (plain, but not written for a ten-year-old) --------------------------------
+PRACTITIONER_CATEGORY_LABELS = {
+    "education": "Education",
+    "health": "Health",
+    "care_plan": "Care plan",
+    "social_work": "Social work",
+    "police": "Police",
+    "housing": "Housing",
+    "identity": "Identity (basic details)",
+    "my_story": "Shared story",
+}
+PRACTITIONER_STATUS = {
+    "pending": "Waiting",
+    "approved": "Yes",
+    "declined": "No",
+    "lapsed": "Lapsed",
+}
+
+
+def purpose_label(purpose: str) -> str:
+    """E.g. "education_support" -> "Education support"."""
+    return purpose.replace("_", " ").capitalize()
+
+
+def practitioner_summary(
+    actions: list[str], categories: list[str], purpose: str, days: int | None
+) -> str:
+    """What a practitioner asked for or was given, e.g. "Read education and health
+    records and the shared story, for education support, for 30 days." """
+    verb = {
+        ("read",): "Read",
+        ("write",): "Add to",
+        ("read", "write"): "Read and add to",
+    }[tuple(sorted(actions))]
+    things = [CATEGORY_WORDS.get(c, c) for c in categories if c != "my_story"]
+    parts = []
+    if things:
+        parts.append(f"{_join(things)} records")
+    if "my_story" in categories:
+        parts.append("the shared story")
+    text = f"{verb} {' and '.join(parts)}, for {purpose.replace('_', ' ')}"
+    if days is not None:
+        text += ", for 1 day" if days == 1 else f", for {days} days"
+    return text + "."

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 from sqlmodel import Session
@@ -26,8 +24,6 @@ from sqlmodel import Session
 from grants import repository as repo
 from grants import service as grants_service
 from grants.config import GrantsConfig
-from grants.models import AccessRequest, PairwiseHandle
-from grants.oauth import rfc9396
 from grants.oauth.errors import (
     AccessDeniedError,
     ExpiredTokenError,
@@ -35,14 +31,14 @@ from grants.oauth.errors import (
     InvalidRequestError,
     PendingPoll,
     TooFastPoll,
-    UnknownUserIdError,
 )
 from grants.oauth.rfc7523 import AuthenticatedClient
 from grants.oauth.tokens import issue
-from vault import audit
-from vault.actors import Actor
+from grants.service import practitioner_actor
 from vault.db_types import utcnow
 from vault.keys import KeyProvider
+
+__all__ = ["GRANT_TYPE", "backchannel_request", "practitioner_actor", "token_grant"]
 
 GRANT_TYPE = "urn:openid:params:grant-type:ciba"
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
@@ -79,35 +75,6 @@ def _decide_seconds(config: GrantsConfig, raw: str | None) -> int:
     return int(raw)
 
 
-def _resolve_login_hint(
-    session: Session, config: GrantsConfig, client: AuthenticatedClient, hint: str | None
-) -> PairwiseHandle:
-    if not hint or len(hint) > 100:
-        raise UnknownUserIdError(description="login_hint must be a connection code or your handle")
-    now = utcnow()
-    handle = repo.get_handle(session, hint.strip(), client.agency_id)
-    if handle is not None:
-        return handle
-    code = repo.lock_code_by_hash(
-        session, config.hash("connection-code", grants_service.normalise_code(hint))
-    )
-    if code is None or not code.is_active(now):
-        raise UnknownUserIdError(
-            description="that code is not valid; ask the young person for a new one"
-        )
-    code.used_at = now  # single use, whatever happens next in this transaction
-    session.add(code)
-    existing = repo.handle_for(session, client.agency_id, code.vault_id)
-    if existing is not None:
-        return existing
-    created = PairwiseHandle(
-        handle="vh_" + secrets.token_urlsafe(18), agency_id=client.agency_id, vault_id=code.vault_id
-    )
-    session.add(created)
-    session.flush()
-    return created
-
-
 def backchannel_request(
     session: Session,
     config: GrantsConfig,
@@ -115,48 +82,25 @@ def backchannel_request(
     client: AuthenticatedClient,
     form: Mapping[str, str],
 ) -> dict[str, Any]:
-    """CIBA section 7.1: validate everything first, so bad input changes nothing."""
+    """CIBA section 7.1: parse the form, then ask through ``grants.service.open_request``,
+    the same path the practitioner pages use. Everything is validated before anything is
+    written, so bad input changes nothing."""
     agency = repo.get_agency(session, client.agency_id)
     if agency is None:
         raise InvalidRequestError(description="client has no agency")
-    details = rfc9396.parse(form.get("authorization_details"), agency)
     practitioner = _practitioner(form.get("practitioner"))
     decide_seconds = _decide_seconds(config, form.get("requested_expiry"))
-    handle = _resolve_login_hint(session, config, client, form.get("login_hint"))
-    auth_req_id = secrets.token_urlsafe(32)
-    now = utcnow()
-    request = AccessRequest(
-        auth_req_hash=config.hash("auth-req", auth_req_id), client_id=client.client_id,
-        agency_id=agency.id, vault_id=handle.vault_id, details=details,
-        practitioner=practitioner, created_at=now,
-        decide_by=now + timedelta(seconds=decide_seconds),
-        poll_interval=config.poll_interval_seconds,
-    )  # fmt: skip
-    session.add(request)
-    session.flush()
-    audit.append(
-        session, keys, handle.vault_id.hex, practitioner_actor(practitioner, agency.name,
-        details["purpose"], None), "request:received",
-        object_type="access_request", object_id=request.id.hex,
+    opened = grants_service.open_request(
+        session, config, keys, agency=agency, client_id=client.client_id,
+        login_hint=form.get("login_hint"),
+        authorization_details=form.get("authorization_details"),
+        practitioner=practitioner, decide_seconds=decide_seconds,
     )  # fmt: skip
     return {
-        "auth_req_id": auth_req_id,
+        "auth_req_id": opened.auth_req_id,
         "expires_in": decide_seconds,
         "interval": config.poll_interval_seconds,
     }
-
-
-def practitioner_actor(
-    practitioner: Mapping[str, Any], agency: str, purpose: str | None, grant_id: str | None
-) -> Actor:
-    return Actor(
-        type="practitioner",
-        id=str(practitioner.get("email", "")),
-        label=f"{practitioner.get('name', '')}",
-        agency=agency,
-        purpose=purpose,
-        grant_id=grant_id,
-    )
 
 
 def token_grant(
