@@ -31,6 +31,7 @@ keys_cli = typer.Typer(help="Encryption keys.", no_args_is_help=True)
 audit_cli = typer.Typer(help="The audit log.", no_args_is_help=True)
 agency_cli = typer.Typer(help="Agencies and their purposes.", no_args_is_help=True)
 client_cli = typer.Typer(help="Agencies' systems (OAuth clients).", no_args_is_help=True)
+practitioner_cli = typer.Typer(help="Practitioners: agencies' workers.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(young_person_cli, name="young-person")
 cli.add_typer(record_cli, name="record")
@@ -38,6 +39,7 @@ cli.add_typer(keys_cli, name="keys")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(agency_cli, name="agency")
 cli.add_typer(client_cli, name="client")
+cli.add_typer(practitioner_cli, name="practitioner")
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -78,7 +80,7 @@ def serve(
 
     from app.main import create_app
 
-    app = create_app(services=_services())
+    app = create_app(services=_services(), run_jobs=True)
     uvicorn.run(app, host=host, port=port, proxy_headers=True, server_header=False)
 
 
@@ -91,13 +93,24 @@ def demo() -> None:
     try:
         for session in unit_of_work(services.engine):
             names = demo_data.load(session, services.vault)
+            workers = demo_data.load_workers(session, services)
     except StorykeepError as exc:
         _fail(exc.message)
     base = services.settings.issuer.rstrip("/")
+    password = demo_data.DEMO_PASSWORD
     typer.echo("Demo data is ready. Everyone in it is made up.")
-    typer.echo(f"Open {base}/signin and sign in as any of these:")
+    typer.echo(f"Young people: open {base}/signin and sign in as any of these:")
     for name in names:
-        typer.echo(f"  username: {name}    password: {demo_data.DEMO_PASSWORD}")
+        typer.echo(f"  username: {name}    password: {password}")
+    typer.echo(f"Practitioner: open {base}/practitioner/signin")
+    typer.echo(f"  email: {workers.practitioner_email}    password: {password}")
+    typer.echo(f"  authenticator secret (demo only): {workers.totp_secret}")
+    typer.echo(
+        "  no authenticator app? a code for now: "
+        f".venv/bin/python -c \"import pyotp; print(pyotp.TOTP('{workers.totp_secret}').now())\""
+    )
+    typer.echo(f"Advocate (invited by sky): open {base}/advocate/signin")
+    typer.echo(f"  email: {workers.advocate_email}    password: {password}")
 
 
 @db_cli.command("upgrade")
@@ -261,6 +274,83 @@ def client_add(
     out: dict[str, Any] = {"client_id": client.client_id, "auth_method": client.auth_method}
     if secret:
         out["client_secret"] = secret
+    _print_json(out)
+
+
+@agency_cli.command("oidc")
+def agency_oidc(
+    name: str,
+    issuer: Annotated[str, typer.Option(help="The provider's issuer URL (https).")],
+    client_id: Annotated[str, typer.Option(help="Storykeep's client id at the provider.")],
+    client_secret_stdin: Annotated[
+        bool,
+        typer.Option("--client-secret-stdin", help="Read the client secret from standard input."),
+    ] = False,
+) -> None:
+    """Let an agency's practitioners sign in with its OpenID Connect provider. Register
+    the printed redirect_uri with the provider. Prints JSON."""
+    from app.auth import oidc, practitioners
+
+    if not client_secret_stdin:
+        _fail("give the client secret on standard input with --client-secret-stdin", code=2)
+    secret = sys.stdin.readline().rstrip("\r\n")
+    services = _services()
+    try:
+        with transaction(services.engine) as session:
+            config = practitioners.configure_oidc(
+                session, services.settings, services.keys, Actor.operator(), agency_name=name,
+                issuer=issuer, client_id=client_id, client_secret=secret,
+            )  # fmt: skip
+    except StorykeepError as exc:
+        _fail(exc.message)
+    _print_json(
+        {"agency": name.strip(), "issuer": config.issuer, "client_id": config.client_id,
+         "redirect_uri": oidc.redirect_uri(services.settings)}
+    )  # fmt: skip
+
+
+@practitioner_cli.command("add")
+def practitioner_add(
+    email: str,
+    agency: Annotated[str, typer.Option(help="The agency's registered name.")],
+    role: Annotated[str, typer.Option(help="Their job, as young people will see it.")] = (
+        "practitioner"
+    ),
+    name: Annotated[
+        str | None, typer.Option(help="Their name, as young people will see it.")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    oidc_only: Annotated[
+        bool,
+        typer.Option("--oidc-only", help="No password: sign in only with the agency's provider."),
+    ] = False,
+) -> None:
+    """Add a practitioner. Prints JSON; with a password, also the authenticator app's
+    secret and otpauth:// URI, once: they are not shown again."""
+    from app.auth import practitioners
+
+    if password_stdin == oidc_only:
+        _fail("give exactly one of --password-stdin or --oidc-only", code=2)
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    services = _services()
+    try:
+        with transaction(services.engine) as session:
+            added = practitioners.add_practitioner(
+                session, services.settings, services.keys, Actor.operator(), email=email,
+                agency_name=agency, name=name, role=role, password=password,
+            )  # fmt: skip
+    except StorykeepError as exc:
+        _fail(exc.message)
+    p = added.practitioner
+    out: dict[str, Any] = {
+        "id": p.id.hex, "email": p.email, "name": p.name, "role": p.role,
+        "agency": added.agency.name, "sign_in": "oidc" if oidc_only else "password+totp",
+    }  # fmt: skip
+    if added.totp_secret is not None:
+        out["totp_secret"] = added.totp_secret
+        out["totp_uri"] = added.totp_uri
     _print_json(out)
 
 

@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
+from app.auth import practitioners, staff
+from app.auth import repository as auth_repo
 from app.auth.service import hash_password
+from grants import advocates
+from grants import repository as grants_repo
 from grants import service as grants_service
 from vault import repository as repo
 from vault import service
 from vault.actors import Actor
+from vault.errors import NotFound
 from vault.schemas import EntryCreate, NoteCreate, RecordCreate
 
+if TYPE_CHECKING:
+    from app.container import Services
+
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - printed for the demo on purpose
+# The demo practitioner's authenticator secret (RFC 6238, base32). Printed by
+# `storykeep demo` so anyone can make a code; real accounts get a random one, shown once.
+DEMO_TOTP_SECRET = "STORYKEEPDEMOJOBLOGGSAAAAAAAAAAA"  # noqa: S105 - demo only
+
+DEMO_AGENCIES = [
+    # name, purposes, statutory
+    ("Example High School", ["education_support", "pastoral_care"], False),
+    ("Example Council Social Work", ["care_planning", "child_protection"], True),
+]
+DEMO_PRACTITIONER = {
+    "email": "jo.bloggs@example-high.sch.uk", "name": "Jo Bloggs",
+    "role": "guidance teacher", "agency": "Example High School",
+}  # fmt: skip
+DEMO_ADVOCATE = {"email": "dee@advocacy.example", "name": "Dee Advocate"}
 
 DEMO_PEOPLE = {
     "sky": {
@@ -126,3 +150,51 @@ def load(session: Session, services: service.VaultServices) -> list[str]:
                 NoteCreate(body=str(data["note"])),
             )
     return list(DEMO_PEOPLE)
+
+
+@dataclass(frozen=True)
+class DemoWorkers:
+    practitioner_email: str
+    advocate_email: str
+    totp_secret: str
+
+
+def load_workers(session: Session, services: Services) -> DemoWorkers:
+    """Agencies, a practitioner (password + the demo TOTP secret) and an advocate whom
+    sky invited, so all three roles can be walked through in a browser. Run after
+    ``load``; safe to run again."""
+    operator = Actor.operator("Storykeep demo loader")
+    for name, purposes, statutory in DEMO_AGENCIES:
+        if grants_repo.get_agency_by_name(session, name) is None:
+            grants_service.add_agency(session, operator, services.keys, name, purposes,
+                                      statutory, 90)  # fmt: skip
+    practitioner = auth_repo.practitioner_by_email(session, DEMO_PRACTITIONER["email"])
+    if practitioner is None:
+        practitioner = practitioners.add_practitioner(
+            session, services.settings, services.keys, operator,
+            email=DEMO_PRACTITIONER["email"], agency_name=DEMO_PRACTITIONER["agency"],
+            name=DEMO_PRACTITIONER["name"], role=DEMO_PRACTITIONER["role"],
+            password=DEMO_PASSWORD,
+        ).practitioner  # fmt: skip
+    practitioner.totp_secret_sealed = staff.seal_secret(services.settings, "totp", DEMO_TOTP_SECRET)
+    practitioner.totp_last_step = None
+    session.add(practitioner)
+
+    sky = repo.get_young_person_by_username(session, "sky")
+    if sky is None:
+        raise NotFound("Load the demo young people first.")
+    vault = service.vault_of(session, sky)
+    invite = advocates.make_invite(
+        session, services.grants, services.vault, Actor.young_person(sky.id, sky.username),
+        vault, advocates.AdvocateInviteCreate(can_stop_sharing=True),
+    )  # fmt: skip
+    advocate = auth_repo.advocate_by_email(session, DEMO_ADVOCATE["email"])
+    if advocate is None:
+        advocates.sign_up(
+            session, services.settings, services.grants, services.vault,
+            DEMO_ADVOCATE["name"], DEMO_ADVOCATE["email"], DEMO_PASSWORD, invite.code,
+        )  # fmt: skip
+    else:
+        advocates.accept_invite(session, services.grants, services.vault, advocate, invite.code)
+    session.flush()
+    return DemoWorkers(DEMO_PRACTITIONER["email"], DEMO_ADVOCATE["email"], DEMO_TOTP_SECRET)

@@ -14,29 +14,47 @@ from fastapi.templating import Jinja2Templates
 
 from app import exception_handlers
 from app.container import Services, build_services
+from app.jobs import JobRunner
 from app.middleware import (
     BodySizeLimitMiddleware,
     RequestSlotsMiddleware,
     SecurityHeadersMiddleware,
     UnexpectedErrorMiddleware,
 )
-from app.routers import agencies, health, me, oauth, pages, sharing
+from app.routers import advocates, agencies, corrections, health, me, oauth, pages, sharing
+from app.routers.practitioner import router as practitioner_router
 from app.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _lifespan(worker_threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def _lifespan(
+    services: Services, run_jobs: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    settings = services.settings
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = worker_threads
-        yield
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+        # The lifecycle job and outbox delivery, in-process while serving (app/jobs.py).
+        runner = None
+        if run_jobs and settings.jobs_interval_seconds > 0:
+            runner = JobRunner(services, settings.jobs_interval_seconds)
+            runner.start()
+        try:
+            yield
+        finally:
+            if runner is not None:
+                runner.stop()
 
     return lifespan
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
-    """Build the app. Refuses to start if the key file can be read by others."""
+def create_app(
+    settings: Settings | None = None, services: Services | None = None, run_jobs: bool = False
+) -> FastAPI:
+    """Build the app. Refuses to start if the key file can be read by others.
+    ``run_jobs``: also run scheduled jobs in this process (``storykeep serve`` does)."""
     settings = settings or Settings()
     services = services or build_services(settings)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -48,7 +66,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         summary="A young person's own story and records, and their say over who sees them.",
         docs_url=None,  # Swagger UI needs inline script, which our CSP forbids
         redoc_url=None,
-        lifespan=_lifespan(settings.worker_threads),
+        lifespan=_lifespan(services, run_jobs),
     )
     app.state.services = services
     app.state.templates = Jinja2Templates(directory=PROJECT_ROOT / "templates")
@@ -56,9 +74,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(health.router)
     app.include_router(me.router)
     app.include_router(sharing.router)
+    app.include_router(corrections.router)
     app.include_router(oauth.router)
     app.include_router(agencies.router)
     app.include_router(pages.router)
+    app.include_router(practitioner_router)
+    app.include_router(advocates.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
     # Added last = outermost: headers go on every response, even a 413 or a 500.
     app.add_middleware(RequestSlotsMiddleware, slots=settings.worker_threads)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,18 @@ class Settings(BaseSettings):
     max_photo_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     # Hard cap on any request body, enforced while the body streams in.
     max_request_bytes: int = Field(default=6 * 1024 * 1024, ge=1024)
+
+    # Notifications (grants/notify). Email goes to the console unless SMTP is chosen.
+    notify_email_channel: Literal["console", "smtp"] = "console"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "Storykeep <no-reply@storykeep.invalid>"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    # The lifecycle job and outbox delivery run in-process this often while serving
+    # (0 = only by `storykeep jobs run`, e.g. from cron).
+    jobs_interval_seconds: int = Field(default=60, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:

@@ -62,6 +62,7 @@ REASON_CODES = {
     "immediate_danger": "a child may be in danger right now",
 }
 REVIEW_OUTCOMES = ("justified", "not_justified")
+JOB_ACTOR = Actor(type="system", id="lifecycle", label="Storykeep")
 ALLOWED_KEYS = {"type", "actions", "categories", "reason_code", "reason", "duration_hours",
                 "defer_notice"}  # fmt: skip
 
@@ -339,3 +340,30 @@ def deferred_notices_due(session: Session, now: datetime) -> list[EmergencyAcces
             )
         ).all()
     )
+
+
+def run_due_work(engine: Any, keyring: Any, notifier: Any, now: datetime) -> tuple[int, int]:
+    """For the job runner: tell young people whose deferral has ended, and flag reviews
+    older than 5 days (once each, on the operator's chain). Returns (told, overdue)."""
+    told = 0
+    with Session(engine) as session, session.begin():
+        for row in deferred_notices_due(session, now):
+            grant = session.get(Grant, row.grant_id)
+            agency = session.get(Agency, row.agency_id)
+            if grant is None or agency is None:
+                continue
+            tell_young_person(session, row, grant, agency.name, notifier)
+            audit.append(session, keyring.provider, row.vault_id.hex, JOB_ACTOR,
+                         "emergency:young_person_told", object_type="grant",
+                         object_id=row.grant_id.hex)  # fmt: skip
+            told += 1
+    with Session(engine) as session, session.begin():
+        overdue = overdue_reviews(session, now)
+        for row in overdue:
+            if row.overdue_flagged_at is None:
+                row.overdue_flagged_at = now
+                session.add(row)
+                audit.append(session, keyring.provider, audit.OPERATOR_CHAIN, JOB_ACTOR,
+                             "emergency:review_overdue", object_type="grant",
+                             object_id=row.grant_id.hex)  # fmt: skip
+    return told, len(overdue)

@@ -220,3 +220,56 @@ class CorrectionRequest(SQLModel, table=True):
     status: str = Field(default="open", max_length=16)  # open | accepted | declined
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Who at the agency decided (practitioner email or client id) and, when declining,
+    # why (required; sealed, it is about the child).
+    decided_by: str | None = Field(default=None, max_length=254)
+    decline_reason_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    # The young person's statement, which travels with the record whenever it is shared
+    # (UK GDPR Article 16 and ICO guidance on the right to rectification).
+    statement_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    statement_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AgencyRecordVersion(SQLModel, table=True):
+    """An earlier version of a record, kept when an accepted correction replaces it.
+
+    The ciphertexts are moved here unchanged, so they still open only with their
+    original context: table ``agency_record``, the record's id and *this* version."""
+
+    __tablename__ = "agency_record_version"
+    __table_args__ = (UniqueConstraint("record_id", "version"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    record_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("agency_record.id", ondelete="CASCADE"), nullable=False)
+    )
+    vault_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("vault.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    version: int
+    title_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    body_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    written_at: datetime = Field(sa_type=UTCDateTime)
+    replaced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    correction_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=Column(ForeignKey("correction_request.id", ondelete="SET NULL"), nullable=True),
+    )
+
+
+class NotificationPreference(SQLModel, table=True):
+    """How a young person wants to hear from Storykeep. Without an email address,
+    messages wait for them in the app (the console channel in development)."""
+
+    __tablename__ = "notification_preference"
+
+    young_person_id: uuid.UUID = Field(
+        sa_column=Column(
+            ForeignKey("young_person.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    # Sealed with a key derived from the app secret (vault/sealing.py).
+    email_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    # When someone looks at their things: "immediate" or "daily" (a summary), by choice.
+    access_mode: str = Field(default="daily", max_length=16)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
