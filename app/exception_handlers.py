@@ -15,6 +15,7 @@ from authlib.oauth2.base import OAuth2Error
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.auth.service import SessionExpired
@@ -113,7 +114,9 @@ async def handle_domain_error(request: Request, exc: Exception) -> Response:
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, RequestValidationError):
+    """FastAPI's request validation, and pydantic's own when a route builds a schema from
+    form fields (e.g. a note that is only spaces): both are the client's bad input."""
+    if not isinstance(exc, RequestValidationError | ValidationError):
         raise exc
     fields = [
         {
@@ -157,6 +160,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(OAuth2Error, handle_oauth_error)
     app.add_exception_handler(StorykeepError, handle_domain_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(ValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
 
 

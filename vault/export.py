@@ -73,7 +73,16 @@ written {{ e.created_at }}</p>
 {% endfor %}
 {% for c in r.corrections %}
 <blockquote><p>I asked for a change ({{ c.created_at }}, {{ c.status }}):
-{{ c.body }}</p></blockquote>
+{{ c.body }}</p>
+{% if c.decline_reason %}<p>Why they said no: {{ c.decline_reason }}</p>{% endif %}
+{% if c.statement %}<p>My statement, which goes with the record ({{ c.statement_at }}):
+{{ c.statement }}</p>{% endif %}
+</blockquote>
+{% endfor %}
+{% for v in r.history if v.replaced_at %}
+<details><summary>Earlier version {{ v.version }}
+({{ v.written_at }} to {{ v.replaced_at }})</summary>
+<p>{{ v.title }}</p><p>{{ v.body }}</p></details>
 {% endfor %}
 </article>{% else %}<p>No records.</p>{% endfor %}
 <h2>Who has done what</h2>
@@ -121,6 +130,9 @@ def build(
                 json.loads(c.model_dump_json())
                 for c in service.list_corrections(session, services, actor, vault, record.id)
             ]
+            # Every version, newest first, and the statements (already on the record).
+            history = service.record_history(session, services, actor, vault, record.id)
+            item["history"] = json.loads(history.model_dump_json())["versions"]
             records.append(item)
         events = list(repo.audit_events_in_order(session, vault.id.hex))
         head = repo.get_audit_head(session, vault.id.hex)

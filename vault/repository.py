@@ -21,6 +21,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from vault.models import (
     AgencyRecord,
+    AgencyRecordVersion,
     AuditEvent,
     AuditHead,
     CorrectionRequest,
@@ -190,6 +191,7 @@ def notes_for_record(session: Session, record: AgencyRecord) -> Sequence[ViewNot
 
 def delete_vault_content(session: Session, vault_id: uuid.UUID) -> None:
     """Erasure: remove every content row (children first, for databases without cascades)."""
+    session.exec(delete(AgencyRecordVersion).where(col(AgencyRecordVersion.vault_id) == vault_id))
     session.exec(delete(CorrectionRequest).where(col(CorrectionRequest.vault_id) == vault_id))
     session.exec(delete(ViewNote).where(col(ViewNote.vault_id) == vault_id))
     session.exec(delete(StoryPhoto).where(col(StoryPhoto.vault_id) == vault_id))
@@ -365,3 +367,84 @@ def record_ids_of_corrections(
         )
     ).all()
     return {r[0]: r[1] for r in rows}
+
+
+# -- corrections: statements, versions, and the writing agency's inbox ---------------------------
+_STATEMENTS = (
+    select(CorrectionRequest)
+    .where(
+        CorrectionRequest.vault_id == bindparam("vault_id"),
+        CorrectionRequest.record_id == bindparam("record_id"),
+        col(CorrectionRequest.statement_sealed).is_not(None),
+    )
+    .order_by(col(CorrectionRequest.statement_at), col(CorrectionRequest.id))
+)
+
+
+def statements_for_record(session: Session, record: AgencyRecord) -> Sequence[CorrectionRequest]:
+    """The corrections of a record that carry a statement: they go wherever it goes."""
+    return session.exec(
+        _STATEMENTS, params={"vault_id": record.vault_id, "record_id": record.id}
+    ).all()
+
+
+def correction_of_record(
+    session: Session, scope: VaultScope, record_id: uuid.UUID, correction_id: uuid.UUID
+) -> CorrectionRequest | None:
+    return session.exec(
+        select(CorrectionRequest)
+        .where(
+            CorrectionRequest.vault_id == scope.vault_id,
+            CorrectionRequest.record_id == record_id,
+            CorrectionRequest.id == correction_id,
+        )
+        .with_for_update()
+    ).first()
+
+
+def record_versions(
+    session: Session, scope: VaultScope, record_id: uuid.UUID
+) -> Sequence[AgencyRecordVersion]:
+    """Earlier versions of a record, newest first."""
+    return session.exec(
+        select(AgencyRecordVersion)
+        .where(
+            AgencyRecordVersion.vault_id == scope.vault_id,
+            AgencyRecordVersion.record_id == record_id,
+        )
+        .order_by(col(AgencyRecordVersion.version).desc())
+    ).all()
+
+
+def agency_corrections(
+    session: Session, agency: str, status: str | None, limit: int
+) -> Sequence[tuple[CorrectionRequest, AgencyRecord]]:
+    """Correction requests about records this agency wrote, oldest first. The agency is
+    the record's writer (``AgencyRecord.agency``); nobody else's requests are here."""
+    query = (
+        select(CorrectionRequest, AgencyRecord)
+        .join(AgencyRecord, col(AgencyRecord.id) == col(CorrectionRequest.record_id))
+        .where(AgencyRecord.agency == agency)
+    )
+    if status is not None:
+        query = query.where(CorrectionRequest.status == status)
+    rows = session.exec(
+        query.order_by(col(CorrectionRequest.created_at), col(CorrectionRequest.id)).limit(limit)
+    ).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def agency_correction(
+    session: Session, agency: str, correction_id: uuid.UUID, lock: bool = False
+) -> tuple[CorrectionRequest, AgencyRecord] | None:
+    """One request about a record this agency wrote, or None (anyone else's is unknown).
+    ``lock``: hold both rows until commit, so two decisions cannot both land."""
+    query = (
+        select(CorrectionRequest, AgencyRecord)
+        .join(AgencyRecord, col(AgencyRecord.id) == col(CorrectionRequest.record_id))
+        .where(CorrectionRequest.id == correction_id, AgencyRecord.agency == agency)
+    )
+    if lock:
+        query = query.with_for_update()
+    row = session.exec(query).first()
+    return (row[0], row[1]) if row else None

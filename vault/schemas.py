@@ -83,6 +83,17 @@ class RecordCreate(SQLModel):
     occurred_at: datetime | None = None
 
 
+class StatementPublic(SQLModel):
+    """A young person's statement about a record, after the agency answered their request
+    for a correction. It travels with the record whenever the record is shared (UK GDPR
+    Article 16, "supplementary statement"; ICO guidance on the right to rectification)."""
+
+    correction_id: uuid.UUID
+    outcome: str  # accepted | declined: what the agency said to the request
+    body: str
+    added_at: datetime
+
+
 class RecordPublic(SQLModel):
     id: uuid.UUID
     agency: str
@@ -96,6 +107,8 @@ class RecordPublic(SQLModel):
     created_at: datetime
     version: int
     notes: list[NotePublic] = Field(default_factory=list)
+    # The young person's statements: shown wherever the record is shown.
+    statements: list[StatementPublic] = Field(default_factory=list)
 
 
 class AuditEventPublic(SQLModel):
@@ -140,6 +153,10 @@ class CorrectionPublic(SQLModel):
     status: str  # open | accepted | declined
     created_at: datetime
     decided_at: datetime | None
+    # The agency's reason, when it said no; and the young person's own statement.
+    decline_reason: str | None = None
+    statement: str | None = None
+    statement_at: datetime | None = None
 
 
 class OwnerRecordView(SQLModel):
@@ -176,3 +193,102 @@ class TrailView(SQLModel):
     people: list[TrailPerson]
     who: str | None
     next_before: int | None
+
+
+# -- corrections: the agency's side, statements and version history ------------------------------
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return _clean(value)
+
+
+class StatementCreate(SQLModel):
+    """The young person's own words to go with a record (UK GDPR Art. 16)."""
+
+    body: str = Field(min_length=1, max_length=BODY_MAX)
+
+    @field_validator("body")
+    @classmethod
+    def _no_control_chars(cls, value: str) -> str:
+        return _not_blank(value)
+
+
+class CorrectionAccept(SQLModel):
+    """The corrected record: a new title, a new text, or both. What is left out stays."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=TITLE_MAX)
+    body: str | None = Field(default=None, min_length=1, max_length=BODY_MAX)
+
+    @field_validator("title", "body")
+    @classmethod
+    def _no_control_chars(cls, value: str | None) -> str | None:
+        return None if value is None else _not_blank(value)
+
+
+DECLINE_REASON_MAX = 5_000
+
+
+class CorrectionDecline(SQLModel):
+    """Why the agency will not change the record. Required: the young person is told it
+    (ICO guidance: explain the decision and the right to complain)."""
+
+    reason: str = Field(min_length=1, max_length=DECLINE_REASON_MAX)
+
+    @field_validator("reason")
+    @classmethod
+    def _no_control_chars(cls, value: str) -> str:
+        return _not_blank(value)
+
+
+class RecordVersionPublic(SQLModel):
+    """One version of a record. ``replaced_at`` is None for the version in use now."""
+
+    version: int
+    title: str
+    body: str
+    written_at: datetime
+    replaced_at: datetime | None
+    # The accepted correction that replaced this version.
+    correction_id: uuid.UUID | None
+
+
+class RecordHistory(SQLModel):
+    """A record's versions, newest first (the first is the record as it is now)."""
+
+    record_id: uuid.UUID
+    agency: str
+    versions: list[RecordVersionPublic]
+
+
+class AgencyCorrectionSummary(SQLModel):
+    """One correction request in the inbox of the agency that wrote the record. No
+    content: opening one (``AgencyCorrectionView``) is a logged read."""
+
+    id: uuid.UUID
+    record_id: uuid.UUID
+    status: str
+    created_at: datetime
+    decided_at: datetime | None
+    record_category: str
+    record_author_name: str
+    record_occurred_at: datetime
+    record_version: int
+    # The agency's pairwise handle for the young person, when it has one.
+    reference: str | None = None
+
+
+class AgencyCorrectionView(SQLModel):
+    """One correction request, opened by the agency that wrote the record: the record as
+    it is now, the young person's words, and (once answered) the decision and statement."""
+
+    id: uuid.UUID
+    status: str
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    request: str
+    record: RecordPublic
+    decline_reason: str | None = None
+    statement: str | None = None
+    statement_at: datetime | None = None
+    reference: str | None = None

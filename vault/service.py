@@ -29,6 +29,7 @@ from vault.errors import (
 from vault.keyring import Keyring
 from vault.models import (
     AgencyRecord,
+    AgencyRecordVersion,
     AuditEvent,
     CorrectionRequest,
     StoryEntry,
@@ -39,9 +40,13 @@ from vault.models import (
 )
 from vault.repository import VaultScope
 from vault.schemas import (
+    AgencyCorrectionSummary,
+    AgencyCorrectionView,
     AuditEventPublic,
     AuditPage,
+    CorrectionAccept,
     CorrectionCreate,
+    CorrectionDecline,
     CorrectionPublic,
     EntryCreate,
     EntryPublic,
@@ -50,7 +55,11 @@ from vault.schemas import (
     NotePublic,
     OwnerRecordView,
     RecordCreate,
+    RecordHistory,
     RecordPublic,
+    RecordVersionPublic,
+    StatementCreate,
+    StatementPublic,
     TrailDay,
     TrailLine,
     TrailPerson,
@@ -417,6 +426,7 @@ def _record_public(
 ) -> RecordPublic:
     ring = services.keyring
     notes = repo.notes_for_record(session, record) if with_notes else ()
+    statements = repo.statements_for_record(session, record) if with_notes else ()
     return RecordPublic(
         id=record.id,
         agency=record.agency,
@@ -438,6 +448,7 @@ def _record_public(
             )
             for n in notes
         ],
+        statements=[_statement_public(session, services, c) for c in statements],
     )
 
 
@@ -509,6 +520,7 @@ ACTION_WORDS = {
     "entry:read": "read a story entry",
     "photo:read": "looked at a photo",
     "audit:read": "looked at this list",
+    "notifications:changed": "changed how they hear from Storykeep",
     "note:added": "added their view to a record",
     "advocate:invited": "made an invite code for an advocate",
     "advocate:invite_cancelled": "stopped an invite code for an advocate",
@@ -516,12 +528,23 @@ ACTION_WORDS = {
     "advocate:removed": "removed an advocate",
     "advocate:viewed_sharing": "looked at who can see things, who asked and who looked",
     "correction:requested": "asked for a change to a record",
+    "correction:read": "read a request for a change to a record",
+    "correction:accepted": "said yes to a change to a record and changed it",
+    "correction:declined": "said no to a change to a record",
+    "statement:added": "added a statement to a record",
+    "statement:changed": "changed a statement on a record",
     "code:created": "made a connection code",
     "code:cancelled": "cancelled a connection code",
     "request:received": "asked to see some things",
     "request:declined": "said no to a request",
     "grant:created": "said yes to a request",
     "grant:revoked": "stopped sharing",
+    # Emergency (child protection) access: grants/emergency.py.
+    "emergency:opened": "used emergency access and did not ask first",
+    "emergency:notice_deferred": "chose to wait a while to tell the young person",
+    "emergency:young_person_told": "sent the young person a message about it",
+    "emergency:case_read": "read why emergency access was used, to check it",
+    "emergency:reviewed": "checked if the emergency access was right",
 }
 
 
@@ -593,6 +616,9 @@ def _correction_public(
         status=correction.status,
         created_at=correction.created_at,
         decided_at=correction.decided_at,
+        decline_reason=_open_decline_reason(session, services, correction),
+        statement=_open_statement(session, services, correction),
+        statement_at=correction.statement_at,
     )
 
 
@@ -671,14 +697,36 @@ OWNER_WORDS: dict[str, tuple[str, str]] = {
     "entry:read": ("read your story entry {t}", "read a story entry"),
     "photo:read": ("looked at the photo in {t}", "looked at a photo"),
     "audit:read": ("looked at this list", "looked at this list"),
+    "notifications:changed": ("changed how we tell you things", "changed how we tell you things"),
     "note:added": ("added your view to {t}", "added your view to a record"),
     "correction:requested": ("asked for a change to {t}", "asked for a change to a record"),
+    "correction:read": ("read what you asked to change in {t}", "read what you asked to change"),
+    "correction:accepted": ("said yes and changed {t}", "said yes and changed a record"),
+    "correction:declined": ("said no to your change to {t}", "said no to your change"),
+    "statement:added": ("added your own words to {t}", "added your own words to a record"),
+    "statement:changed": ("changed your own words on {t}", "changed your own words on a record"),
     "code:created": ("made a code to give a worker", "made a code to give a worker"),
     "code:cancelled": ("stopped a code", "stopped a code"),
     "request:received": ("asked to see your things", "asked to see your things"),
     "request:declined": ("said no to a request", "said no to a request"),
     "grant:created": ("said yes to a request", "said yes to a request"),
     "grant:revoked": ("stopped sharing", "stopped sharing"),
+    # Emergency access (grants/emergency.py): plain words, never "you said yes". Each
+    # line ends "— in an emergency, to keep you safe" (the grant's purpose words).
+    "emergency:opened": (
+        "used Emergency access and did not ask you",
+        "used Emergency access and did not ask you",
+    ),
+    "emergency:notice_deferred": (
+        "chose to wait a while to tell you",
+        "chose to wait a while to tell you",
+    ),
+    "emergency:young_person_told": ("sent you a message about it", "sent you a message about it"),
+    "emergency:case_read": (
+        "read why it was done, to check it",
+        "read why it was done, to check it",
+    ),
+    "emergency:reviewed": ("checked if it was right", "checked if it was right"),
     "advocate:invited": ("made a code for an advocate", "made a code for an advocate"),
     "advocate:invite_cancelled": ("stopped an advocate code", "stopped an advocate code"),
     "advocate:joined": ("joined as your advocate", "joined as your advocate"),
@@ -850,3 +898,289 @@ def erase(
     services.keyring.destroy_vault_keys(session, vault.id)
     session.flush()
     return vault.id
+
+
+# -- corrections: the agency's answer, statements and version history ------------
+# UK GDPR Article 16 (right to rectification) and the ICO's guidance on it: the agency
+# that wrote a record answers a request; accepting makes a new version and keeps the old
+# one; declining needs a reason the young person is told; either way the young person may
+# add a statement (Art. 16's "supplementary statement"), which goes wherever the record
+# goes. Only the writing agency (``AgencyRecord.agency``) ever sees a request.
+CORRECTION_STATUSES = ("open", "accepted", "declined")
+INBOX_LIMIT = 500
+
+
+def _decline_ctx(correction: CorrectionRequest) -> FieldContext:
+    return FieldContext(
+        correction.vault_id, "correction_request", correction.id, "decline_reason", 1
+    )
+
+
+def _statement_ctx(correction: CorrectionRequest) -> FieldContext:
+    return FieldContext(correction.vault_id, "correction_request", correction.id, "statement", 1)
+
+
+def _open_decline_reason(
+    session: Session, services: VaultServices, correction: CorrectionRequest
+) -> str | None:
+    if correction.decline_reason_sealed is None:
+        return None
+    return services.keyring.open_text(
+        session, _decline_ctx(correction), correction.decline_reason_sealed
+    )
+
+
+def _open_statement(
+    session: Session, services: VaultServices, correction: CorrectionRequest
+) -> str | None:
+    if correction.statement_sealed is None:
+        return None
+    sealed = correction.statement_sealed
+    return services.keyring.open_text(session, _statement_ctx(correction), sealed)
+
+
+def _statement_public(
+    session: Session, services: VaultServices, correction: CorrectionRequest
+) -> StatementPublic:
+    return StatementPublic(
+        correction_id=correction.id,
+        outcome=correction.status,
+        body=_open_statement(session, services, correction) or "",
+        added_at=correction.statement_at or correction.created_at,
+    )
+
+
+@dataclass(frozen=True)
+class AgencyCorrection:
+    """A request as the writing agency sees it, and the vault it is in. The vault id is
+    for telling the young person; it is never shown to an agency (agencies know young
+    people only by their own pairwise handle)."""
+
+    vault_id: uuid.UUID
+    view: AgencyCorrectionView
+
+
+def corrections_for_agency(
+    session: Session, agency: str, status: str | None
+) -> list[tuple[uuid.UUID, AgencyCorrectionSummary]]:
+    """The writing agency's inbox: metadata only (opening one is a logged read)."""
+    if status is not None and status not in CORRECTION_STATUSES:
+        raise InvalidInput(f"status must be one of: {', '.join(CORRECTION_STATUSES)}, or all.")
+    return [
+        (c.vault_id, _summary(c, r))
+        for c, r in repo.agency_corrections(session, agency, status, INBOX_LIMIT)
+    ]
+
+
+def _summary(correction: CorrectionRequest, record: AgencyRecord) -> AgencyCorrectionSummary:
+    return AgencyCorrectionSummary(
+        id=correction.id,
+        record_id=record.id,
+        status=correction.status,
+        created_at=correction.created_at,
+        decided_at=correction.decided_at,
+        record_category=record.category,
+        record_author_name=record.author_name,
+        record_occurred_at=record.occurred_at,
+        record_version=record.version,
+    )
+
+
+def _agency_correction(
+    session: Session, agency: str, correction_id: uuid.UUID, lock: bool = False
+) -> tuple[CorrectionRequest, AgencyRecord]:
+    found = repo.agency_correction(session, agency, correction_id, lock)
+    if found is None:  # another agency's request is answered as if it did not exist
+        raise NotFound("We could not find that correction request.")
+    return found
+
+
+def _agency_view(
+    session: Session, services: VaultServices, correction: CorrectionRequest, record: AgencyRecord
+) -> AgencyCorrection:
+    # The record as it is now, with every statement (no "my view" notes: those are shared
+    # only through a grant).
+    shown = _record_public(session, services, record, with_notes=False)
+    shown.statements = [
+        _statement_public(session, services, c) for c in repo.statements_for_record(session, record)
+    ]
+    view = AgencyCorrectionView(
+        id=correction.id,
+        status=correction.status,
+        created_at=correction.created_at,
+        decided_at=correction.decided_at,
+        decided_by=correction.decided_by,
+        request=services.keyring.open_text(
+            session, _correction_ctx(correction), correction.body_sealed
+        ),
+        record=shown,
+        decline_reason=_open_decline_reason(session, services, correction),
+        statement=_open_statement(session, services, correction),
+        statement_at=correction.statement_at,
+    )
+    return AgencyCorrection(vault_id=correction.vault_id, view=view)
+
+
+def correction_for_agency(
+    session: Session, services: VaultServices, actor: Actor, agency: str, correction_id: uuid.UUID
+) -> AgencyCorrection:
+    """Open one request: a read of the young person's words, so it is logged."""
+    correction, record = _agency_correction(session, agency, correction_id)
+    _log(
+        session, services, correction.vault_id, actor, "correction:read", "correction_request",
+        correction.id,
+    )  # fmt: skip
+    return _agency_view(session, services, correction, record)
+
+
+def _still_open(correction: CorrectionRequest) -> None:
+    if correction.status != "open":
+        raise Conflict(f"This request was already answered ({correction.status}). Nothing changed.")
+
+
+def accept_correction(
+    session: Session,
+    services: VaultServices,
+    actor: Actor,
+    agency: str,
+    correction_id: uuid.UUID,
+    decided_by: str,
+    data: CorrectionAccept,
+) -> AgencyCorrection:
+    """Accept: the record gets a new version; the old one is kept, unchanged.
+
+    The current ciphertexts move to ``agency_record_version`` as they are, so they still
+    open only with their original context (table ``agency_record``, the record's id and
+    *that* version); the new text is sealed under version + 1.
+    """
+    correction, record = _agency_correction(session, agency, correction_id, lock=True)
+    _still_open(correction)
+    if data.title is None and data.body is None:
+        raise InvalidInput("Give the corrected title, the corrected text, or both.")
+    ring = services.keyring
+    title_now = ring.open_text(session, _record_ctx(record, "title"), record.title_sealed)
+    body_now = ring.open_text(session, _record_ctx(record, "body"), record.body_sealed)
+    title = data.title if data.title is not None else title_now
+    body = data.body if data.body is not None else body_now
+    if (title, body) == (title_now, body_now):
+        raise InvalidInput("The corrected record is the same as the record now. Change it first.")
+    earlier = repo.record_versions(session, VaultScope.owner(record.vault_id), record.id)
+    now = utcnow()
+    kept = AgencyRecordVersion(
+        record_id=record.id,
+        vault_id=record.vault_id,
+        version=record.version,
+        title_sealed=record.title_sealed,
+        body_sealed=record.body_sealed,
+        written_at=earlier[0].replaced_at if earlier else record.created_at,
+        replaced_at=now,
+        correction_id=correction.id,
+    )
+    session.add(kept)
+    record.version += 1
+    record.title_sealed = ring.seal_text(session, _record_ctx(record, "title"), title)
+    record.body_sealed = ring.seal_text(session, _record_ctx(record, "body"), body)
+    correction.status, correction.decided_at = "accepted", now
+    correction.decided_by = decided_by[:254]
+    session.add_all([record, correction])
+    session.flush()
+    _log(
+        session, services, record.vault_id, actor, "correction:accepted", "correction_request",
+        correction.id,
+    )  # fmt: skip
+    return _agency_view(session, services, correction, record)
+
+
+def decline_correction(
+    session: Session,
+    services: VaultServices,
+    actor: Actor,
+    agency: str,
+    correction_id: uuid.UUID,
+    decided_by: str,
+    data: CorrectionDecline,
+) -> AgencyCorrection:
+    """Decline, with a reason (sealed: it is about the child). The record stays as it is."""
+    correction, record = _agency_correction(session, agency, correction_id, lock=True)
+    _still_open(correction)
+    correction.decline_reason_sealed = services.keyring.seal_text(
+        session, _decline_ctx(correction), data.reason
+    )
+    correction.status, correction.decided_at = "declined", utcnow()
+    correction.decided_by = decided_by[:254]
+    session.add(correction)
+    session.flush()
+    _log(
+        session, services, record.vault_id, actor, "correction:declined", "correction_request",
+        correction.id,
+    )  # fmt: skip
+    return _agency_view(session, services, correction, record)
+
+
+def add_statement(
+    session: Session,
+    services: VaultServices,
+    actor: Actor,
+    vault: Vault,
+    record_id: uuid.UUID,
+    correction_id: uuid.UUID,
+    data: StatementCreate,
+) -> CorrectionPublic:
+    """The young person's statement on an answered request (UK GDPR Art. 16,
+    "supplementary statement"). It goes wherever the record goes; writing it again
+    replaces it."""
+    record = _owned_record(session, actor, vault, record_id)
+    correction = repo.correction_of_record(
+        session, VaultScope.owner(vault.id), record.id, correction_id
+    )
+    if correction is None:
+        raise NotFound("We could not find that request.")
+    if correction.status == "open":
+        raise Conflict("You can add your own words once they have answered.")
+    action = "statement:changed" if correction.statement_sealed is not None else "statement:added"
+    correction.statement_sealed = services.keyring.seal_text(
+        session, _statement_ctx(correction), data.body
+    )
+    correction.statement_at = utcnow()
+    session.add(correction)
+    session.flush()
+    _log(session, services, vault.id, actor, action, "correction_request", correction.id)
+    return _correction_public(session, services, correction)
+
+
+def _version_ctx(old: AgencyRecordVersion, field: str) -> FieldContext:
+    """An earlier version opens with the context it was sealed under: the record's table,
+    the record's id, and that version's number."""
+    return FieldContext(old.vault_id, "agency_record", old.record_id, field, old.version)
+
+
+def record_history(
+    session: Session, services: VaultServices, actor: Actor, vault: Vault, record_id: uuid.UUID
+) -> RecordHistory:
+    """Every version of a record, newest first, for its owner. Each earlier version opens
+    with the context it was sealed under (its own version number)."""
+    record = _owned_record(session, actor, vault, record_id)
+    ring = services.keyring
+    earlier = repo.record_versions(session, VaultScope.owner(vault.id), record.id)
+    versions = [
+        RecordVersionPublic(
+            version=record.version,
+            title=ring.open_text(session, _record_ctx(record, "title"), record.title_sealed),
+            body=ring.open_text(session, _record_ctx(record, "body"), record.body_sealed),
+            written_at=earlier[0].replaced_at if earlier else record.created_at,
+            replaced_at=None,
+            correction_id=None,
+        )
+    ]
+    for old in earlier:
+        versions.append(
+            RecordVersionPublic(
+                version=old.version,
+                title=ring.open_text(session, _version_ctx(old, "title"), old.title_sealed),
+                body=ring.open_text(session, _version_ctx(old, "body"), old.body_sealed),
+                written_at=old.written_at,
+                replaced_at=old.replaced_at,
+                correction_id=old.correction_id,
+            )
+        )
+    return RecordHistory(record_id=record.id, agency=record.agency, versions=versions)

@@ -87,6 +87,12 @@ class TestCorrections:
         for body in ("", "   ", "bad \x00 byte", "x" * 20_001):
             refused = client.post(url, json={"body": body}, headers={"X-CSRF-Token": token})
             assert refused.status_code == 422, body
+            # The page form too: a clear 422 page, never a 500 (pydantic's own error).
+            page = client.post(
+                f"/records/{record_id}/corrections", data={"body": body, "csrf_token": token}
+            )
+            assert page.status_code == 422, body
+            assert "Please check what you typed" in page.text
         missing = client.post(
             f"/api/v1/me/records/{uuid.uuid4()}/corrections",
             json={"body": "x"},
