@@ -19,6 +19,7 @@ PURPOSE_WORDS = {
     "child_plan": "to work on your plan",
     "health_care": "to look after your health",
     "child_protection": "to keep you safe",
+    "emergency_child_protection": "in an emergency, to keep you safe",  # grants/emergency.py
 }
 
 

@@ -14,6 +14,7 @@ from app.auth import service as auth
 from app.container import Services
 from app.db import transaction
 from app.deps import DbSession, ServicesDep, client_address, get_services
+from app.jobs import notifier_for
 from grants.oauth import ciba, rfc6749, rfc7009, rfc7523, rfc7662, rfc8414
 from grants.oauth.errors import InvalidClientError, InvalidRequestError
 from grants.oauth.rfc7523 import AuthenticatedClient
@@ -88,8 +89,19 @@ def metadata(services: ServicesDep) -> JSONResponse:
 def backchannel(
     form: OAuthForm, client: Client, db: DbSession, services: ServicesDep
 ) -> JSONResponse:
-    """CIBA backchannel authentication request: an agency asks a young person."""
-    return _json(ciba.backchannel_request(db, services.grants, services.keys, client, form))
+    """CIBA backchannel authentication request: an agency asks a young person, or opens
+    emergency (child protection) access, which is granted at once (grants/emergency.py)."""
+    return _json(
+        ciba.backchannel_request(
+            db,
+            services.grants,
+            services.keys,
+            client,
+            form,
+            keyring=services.keyring,
+            notifier=notifier_for(services),
+        )
+    )
 
 
 @router.post(rfc8414.TOKEN_PATH)

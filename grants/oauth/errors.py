@@ -21,6 +21,7 @@ from authlib.oauth2.rfc8628.errors import (
 __all__ = [
     "AccessDeniedError",
     "AuthorizationPendingError",
+    "EmergencyDeniedError",
     "ExpiredTokenError",
     "InvalidAuthorizationDetailsError",
     "InvalidClientError",
@@ -49,6 +50,15 @@ class InvalidAuthorizationDetailsError(OAuth2Error):
 
     error = "invalid_authorization_details"
     status_code = 400
+
+
+class EmergencyDeniedError(AccessDeniedError):
+    """CIBA Core 1.0, section 13: ``access_denied`` (HTTP 403) for an emergency request
+    that is not allowed. The refused attempt is logged on the operator's chain, and that
+    entry must commit although the request fails (SECURITY.md: "the attempt is logged")."""
+
+    status_code = 403
+    keeps_changes = True
 
 
 class PollingError:

@@ -1,9 +1,13 @@
-"""Authorization server metadata (RFC 8414), with the CIBA and RFC 9396 fields."""
+"""Authorization server metadata (RFC 8414), with the CIBA and RFC 9396 fields. Both
+authorization_details types are listed: ``storykeep_records`` (asked of the young
+person) and ``storykeep_emergency`` (child protection, granted at once; see
+``grants.emergency``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from grants.emergency import EMERGENCY_TYPE
 from grants.oauth.rfc6749 import GRANT_TYPES
 from grants.oauth.rfc7523 import ACCEPTED_ALGORITHMS
 from grants.oauth.rfc9396 import RECORDS_TYPE
@@ -30,5 +34,5 @@ def metadata(issuer: str) -> dict[str, Any]:
         "token_endpoint_auth_signing_alg_values_supported": list(ACCEPTED_ALGORITHMS),
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
-        "authorization_details_types_supported": [RECORDS_TYPE],
+        "authorization_details_types_supported": [RECORDS_TYPE, EMERGENCY_TYPE],
     }

@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from grants import repository as repo
 from grants.config import GrantsConfig
+from grants.emergency import EMERGENCY_PURPOSE, EMERGENCY_TYPE
 from grants.models import Grant, OAuthToken
 from grants.oauth.rfc9396 import RECORDS_TYPE
 from vault.db_types import utcnow
@@ -31,6 +32,15 @@ def hash_token(config: GrantsConfig, token: str) -> str:
 def granted_details(grant: Any) -> list[dict[str, Any]]:
     """What was actually granted, in the same RFC 9396 shape as the request. Takes a
     Grant or any row with its actions, categories, purpose, expires_at and record_ids."""
+    if grant.purpose == EMERGENCY_PURPOSE:  # answered in the type that was asked for
+        return [
+            {
+                "type": EMERGENCY_TYPE,
+                "actions": grant.actions,
+                "categories": grant.categories,
+                "expires_at": grant.expires_at.isoformat(),
+            }
+        ]
     item: dict[str, Any] = {
         "type": RECORDS_TYPE,
         "actions": grant.actions,

@@ -608,4 +608,7 @@ def test_metadata(client: TestClient, services: Services) -> None:
     assert meta["backchannel_token_delivery_modes_supported"] == ["poll"]
     assert "urn:openid:params:grant-type:ciba" in meta["grant_types_supported"]
     assert "private_key_jwt" in meta["token_endpoint_auth_methods_supported"]
-    assert meta["authorization_details_types_supported"] == ["storykeep_records"]
+    assert meta["authorization_details_types_supported"] == [
+        "storykeep_records",
+        "storykeep_emergency",
+    ]

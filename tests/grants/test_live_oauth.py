@@ -269,7 +269,10 @@ def test_discovery(base: str, services: Services) -> None:
     assert "private_key_jwt" in meta["token_endpoint_auth_methods_supported"]
     assert "ES256" in meta["token_endpoint_auth_signing_alg_values_supported"]
     assert not {"none", "HS256"} & set(meta["token_endpoint_auth_signing_alg_values_supported"])
-    assert meta["authorization_details_types_supported"] == ["storykeep_records"]
+    assert meta["authorization_details_types_supported"] == [
+        "storykeep_records",
+        "storykeep_emergency",
+    ]
 
 
 def test_whole_flow_with_narrowing_reads_audit_and_refresh(
