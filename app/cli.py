@@ -16,6 +16,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 
+from app import cli_emergency, cli_jobs
 from app.container import Services, build_services
 from app.db import transaction, unit_of_work
 from app.settings import Settings
@@ -40,6 +41,14 @@ cli.add_typer(audit_cli, name="audit")
 cli.add_typer(agency_cli, name="agency")
 cli.add_typer(client_cli, name="client")
 cli.add_typer(practitioner_cli, name="practitioner")
+# Scheduled work, insight and agency webhooks (app/cli_jobs.py).
+cli.add_typer(cli_jobs.jobs_cli, name="jobs")
+cli.command("report")(cli_jobs.report)
+agency_cli.command("webhook")(cli_jobs.agency_webhook)
+# Emergency access: reviewers, roles and the operator's list (app/cli_emergency.py).
+cli.add_typer(cli_emergency.reviewer_cli, name="reviewer")
+cli.add_typer(cli_emergency.emergency_cli, name="emergency")
+agency_cli.command("emergency-role")(cli_emergency.agency_emergency_role)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:

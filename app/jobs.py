@@ -59,8 +59,13 @@ def run_once(services: Services, now: datetime | None = None) -> JobsReport:
     told, overdue = emergency.run_due_work(services.engine, services.keyring, notifier, now)
     if overdue:
         log.warning("%d emergency access review(s) are overdue (older than 5 days)", overdue)
+    # Messages queued by the steps above are due from when they were queued, after `now`:
+    # deliver them in this run, not the next.
     delivery = outbox.deliver_due(
-        services.engine, services.grants.secret, senders_from_settings(services.settings), now
+        services.engine,
+        services.grants.secret,
+        senders_from_settings(services.settings),
+        max(now, utcnow()),
     )
     return JobsReport(life, told, overdue, delivery.sent, delivery.failed)
 

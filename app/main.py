@@ -22,7 +22,14 @@ from app.middleware import (
     UnexpectedErrorMiddleware,
 )
 from app.routers import advocates, agencies, corrections, health, me, oauth, pages, sharing
+from app.routers.agency_corrections import router as agency_corrections_router
+from app.routers.insight import router as insight_router
+from app.routers.notifications import api as notifications_api
+from app.routers.notifications import pages as notifications_pages
 from app.routers.practitioner import router as practitioner_router
+from app.routers.practitioner_corrections import router as practitioner_corrections_router
+from app.routers.reviews import api as reviews_api
+from app.routers.reviews import pages as reviews_pages
 from app.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -75,11 +82,19 @@ def create_app(
     app.include_router(me.router)
     app.include_router(sharing.router)
     app.include_router(corrections.router)
+    app.include_router(corrections.pages)
+    app.include_router(agency_corrections_router)
     app.include_router(oauth.router)
     app.include_router(agencies.router)
     app.include_router(pages.router)
+    app.include_router(practitioner_corrections_router)
+    app.include_router(reviews_pages)
+    app.include_router(reviews_api)
     app.include_router(practitioner_router)
     app.include_router(advocates.router)
+    app.include_router(notifications_api)
+    app.include_router(notifications_pages)
+    app.include_router(insight_router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
     # Added last = outermost: headers go on every response, even a 413 or a 500.
     app.add_middleware(RequestSlotsMiddleware, slots=settings.worker_threads)

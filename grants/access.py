@@ -11,6 +11,12 @@ names a grant made for them (``authorize_practitioner``). Both then go through
 ``write_record`` below call the vault service, which logs every read. So a revocation, by
 anyone, bites on the very next call, whichever door. Records outside the grant are
 answered as if they did not exist.
+
+Every read tells the young person too, if they chose to hear "straight away"
+(grants/notify/preferences.py): ``Notifier.looked`` queues one message per grant per
+hour at most, in the read's own transaction. To keep the busiest call lean, that check
+runs only when the grant's ``last_used_at`` is not yet in this hour (it is written once a
+minute at most), so a grant read all hour long costs one or two checks, not one a read.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Field, Session, SQLModel
 
@@ -38,6 +44,9 @@ from vault.models import Vault
 from vault.repository import VaultScope
 from vault.schemas import BODY_MAX, TITLE_MAX, EntryPublic, RecordCreate, RecordPublic
 from vault.vocabulary import RECORD_CATEGORIES
+
+if TYPE_CHECKING:
+    from grants.lifecycle import Notifier
 
 LAST_USED_GRANULARITY = timedelta(minutes=1)
 
@@ -109,6 +118,8 @@ class AgencyAccess:
     grant: GrantView
     actor: Actor
     scope: VaultScope
+    # Set when a read now may be the first this hour: then the young person may be told.
+    notifier: Notifier | None = None
 
     @property
     def can_write(self) -> bool:
@@ -116,8 +127,9 @@ class AgencyAccess:
 
 
 def authorize(
-    session: Session, config: GrantsConfig, authorization: str | None, handle: str
-) -> AgencyAccess:
+    session: Session, config: GrantsConfig, authorization: str | None, handle: str,
+    notifier: Notifier | None = None,
+) -> AgencyAccess:  # fmt: skip
     if not authorization or not authorization.startswith("Bearer ") or len(authorization) > 300:
         raise InvalidTokenError(description="a Bearer access token is required")
     row = repo.bearer_row(session, hash_token(config, authorization[7:].strip()), handle)
@@ -141,7 +153,7 @@ def authorize(
         raise InvalidTokenError(description="the access token is no longer active")
     if row.handle_vault_id != grant.vault_id:  # another agency's handle, or another person
         raise NotFound("No such vault.")
-    return grant_access(session, grant, row.agency_name, row.last_used_at, now)
+    return grant_access(session, grant, row.agency_name, row.last_used_at, now, notifier)
 
 
 @dataclass(frozen=True)
@@ -154,7 +166,7 @@ class PageReader:
 
 
 def _practitioner_door(
-    session: Session, reader: PageReader, grant_id: uuid.UUID
+    session: Session, reader: PageReader, grant_id: uuid.UUID, notifier: Notifier | None = None
 ) -> tuple[Grant, AgencyAccess]:
     grant = repo.get_grant(session, grant_id)
     if (
@@ -163,7 +175,10 @@ def _practitioner_door(
         or grant.agency_id != reader.agency_id
     ):
         raise NotFound("We could not find that sharing.")
-    return grant, grant_access(session, GrantView.of(grant), reader.agency_name, grant.last_used_at)
+    access = grant_access(
+        session, GrantView.of(grant), reader.agency_name, grant.last_used_at, notifier=notifier
+    )
+    return grant, access
 
 
 def authorize_practitioner(
@@ -174,9 +189,13 @@ def authorize_practitioner(
     return _practitioner_door(session, reader, grant_id)[1]
 
 
+def _hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
 def grant_access(
     session: Session, grant: GrantView, agency_name: str, last_used_at: datetime | None,
-    now: datetime | None = None,
+    now: datetime | None = None, notifier: Notifier | None = None,
 ) -> AgencyAccess:  # fmt: skip
     """Shared by both doors: the grant must be active now; then its scope and actor."""
     now = now or utcnow()
@@ -196,7 +215,21 @@ def grant_access(
         ),
     )
     actor = practitioner_actor(grant.practitioner, agency_name, grant.purpose, grant.id.hex)
-    return AgencyAccess(grant=grant, actor=actor, scope=scope)
+    first_this_hour = last_used_at is None or _hour(last_used_at) != _hour(now)
+    return AgencyAccess(
+        grant=grant, actor=actor, scope=scope, notifier=notifier if first_this_hour else None
+    )
+
+
+def _tell_owner(session: Session, access: AgencyAccess, categories: set[str]) -> None:
+    """Someone looked at these kinds of thing: tell the young person if they asked to hear
+    straight away (names and kinds only, never what was read)."""
+    if access.notifier is None or not categories:
+        return
+    access.notifier.looked(
+        session, access.grant.vault_id, access.grant.id, access.actor.agency or "An agency",
+        str(access.grant.practitioner.get("name") or "A worker"), sorted(categories), utcnow(),
+    )  # fmt: skip
 
 
 def list_records(
@@ -207,7 +240,9 @@ def list_records(
         raise InvalidInput(f"Unknown category {category!r}.")
     if "read" not in access.grant.actions:
         raise InsufficientGrant()
-    return vault_service.list_records(session, services, access.actor, access.scope, category)
+    records = vault_service.list_records(session, services, access.actor, access.scope, category)
+    _tell_owner(session, access, {r.category for r in records})
+    return records
 
 
 def get_record(
@@ -216,7 +251,9 @@ def get_record(
 ) -> RecordPublic:  # fmt: skip
     if "read" not in access.grant.actions:
         raise InsufficientGrant()
-    return vault_service.get_record(session, services, access.actor, access.scope, record_id)
+    record = vault_service.get_record(session, services, access.actor, access.scope, record_id)
+    _tell_owner(session, access, {record.category})
+    return record
 
 
 def list_story(
@@ -224,7 +261,9 @@ def list_story(
 ) -> list[EntryPublic]:
     if not access.scope.story or "read" not in access.grant.actions:
         raise InsufficientGrant("The grant does not include the young person's shared story.")
-    return vault_service.list_entries(session, services, access.actor, access.scope)
+    entries = vault_service.list_entries(session, services, access.actor, access.scope)
+    _tell_owner(session, access, {"my_story"} if entries else set())
+    return entries
 
 
 def write_record(
@@ -268,11 +307,11 @@ class PractitionerRecordPage:
 
 def practitioner_grant_page(
     session: Session, services: vault_service.VaultServices, reader: PageReader,
-    grant_id: uuid.UUID,
+    grant_id: uuid.UUID, notifier: Notifier | None = None,
 ) -> PractitionerGrantPage:  # fmt: skip
     """What a grant lets this practitioner see now. Every record and entry shown is a
     logged read in the young person's audit log, as through the resource API."""
-    grant, access = _practitioner_door(session, reader, grant_id)
+    grant, access = _practitioner_door(session, reader, grant_id, notifier)
     view = grants_service.practitioner_grant_view(session, grant)
     records = (
         list_records(session, services, access, None)
@@ -285,9 +324,9 @@ def practitioner_grant_page(
 
 def practitioner_record_page(
     session: Session, services: vault_service.VaultServices, reader: PageReader,
-    grant_id: uuid.UUID, record_id: uuid.UUID,
+    grant_id: uuid.UUID, record_id: uuid.UUID, notifier: Notifier | None = None,
 ) -> PractitionerRecordPage:  # fmt: skip
-    grant, access = _practitioner_door(session, reader, grant_id)
+    grant, access = _practitioner_door(session, reader, grant_id, notifier)
     record = get_record(session, services, access, record_id)
     return PractitionerRecordPage(
         grant=grants_service.practitioner_grant_view(session, grant), record=record

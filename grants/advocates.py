@@ -18,6 +18,7 @@ import re
 import secrets
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, SQLModel
 
@@ -431,6 +432,7 @@ def _stoppable(
         raise NotFound(NOT_FOUND)
     if not grant.is_active(utcnow()):
         raise Conflict("This has already stopped. Nothing was changed.")
+    grants_service.refuse_stopping_emergency(grant)
     return person, grant
 
 
@@ -444,12 +446,13 @@ def grant_to_stop(
 
 def stop_grant(
     session: Session, services: vault_service.VaultServices, advocate: Advocate,
-    link_id: uuid.UUID, grant_id: uuid.UUID,
+    link_id: uuid.UUID, grant_id: uuid.UUID, *, notifier: Any = None,
 ) -> GrantPublic:  # fmt: skip
     """Stop sharing for the young person, only if they allowed it when inviting. The
-    grant's ``revoked_by`` is "advocate" and the audit event names the advocate."""
+    grant's ``revoked_by`` is "advocate" and the audit event names the advocate; the
+    practitioner and their agency are told, as when the young person stops it."""
     _person_row, grant = _stoppable(session, advocate, link_id, grant_id, lock=True)
     grants_service.revoke_grant(
-        session, services.keyring.provider, actor_of(advocate), grant, "advocate"
+        session, services.keyring.provider, actor_of(advocate), grant, "advocate", notifier
     )
     return grants_service.grant_public(session, grant, utcnow())

@@ -353,6 +353,20 @@ def notice_withheld(session: Session, grant_id: uuid.UUID) -> bool:
     return row is not None and row.young_person_told_at is None
 
 
+def vaults_with_notice_withheld(session: Session, vault_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Of these vaults, those with an emergency whose telling is still deferred: no
+    message may tell them anything about that time yet (not even a daily summary)."""
+    if not vault_ids:
+        return set()
+    rows = session.exec(
+        select(EmergencyAccess.vault_id).where(
+            col(EmergencyAccess.vault_id).in_(vault_ids),
+            col(EmergencyAccess.young_person_told_at).is_(None),
+        )
+    ).all()
+    return set(rows)
+
+
 # -- review ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EmergencyCase:

@@ -9,8 +9,11 @@ What is counted (all from the grants tables, no content):
 * requests made; median time from request to decision (approved or declined);
 * the share of decided requests approved as asked, approved but narrowed (fewer
   categories or a shorter time), and declined; the share of grants revoked early;
-* emergency uses (grants whose lawful basis is not consent) and, once the safeguarding
-  reviews exist, how quickly they were reviewed.
+* emergency uses (grants whose lawful basis is not consent) and the median time from an
+  emergency access to its independent review, among those reviewed.
+
+A median is shown only when it is the median of 5 or more cases: otherwise it is
+"fewer than 5" (none at all: null), since the median of one or two is one person's time.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from grants.models import AccessRequest, Agency, Grant
+from grants.emergency import EMERGENCY_TYPE
+from grants.models import AccessRequest, Agency, EmergencyAccess, Grant
+from vault.errors import NotFound
 
 SUPPRESS_BELOW = 5
 FEWER_THAN = "fewer than 5"
@@ -39,6 +44,13 @@ def shown_rate(count: int, total: int) -> float | str:
     return round(100 * count / total, 1)
 
 
+def shown_median(hours: list[float]) -> float | str | None:
+    """Hours to one decimal place; suppressed for fewer than 5 cases; None for none."""
+    if not hours:
+        return None
+    return round(statistics.median(hours), 1) if len(hours) >= SUPPRESS_BELOW else FEWER_THAN
+
+
 @dataclass(frozen=True)
 class AgencyInsight:
     agency: str
@@ -49,6 +61,7 @@ class AgencyInsight:
     declined_percent: float | str
     revoked_percent: float | str
     emergency_uses: int | str
+    median_hours_to_emergency_review: float | str | None
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -63,7 +76,10 @@ def _narrowed(request: AccessRequest, grant: Grant) -> bool:
 
 
 def agency_insight(session: Session, agency: Agency) -> AgencyInsight:
-    requests = list(session.exec(select(AccessRequest).where(AccessRequest.agency_id == agency.id)))
+    every_request = session.exec(select(AccessRequest).where(AccessRequest.agency_id == agency.id))
+    # Emergency access is not a request the young person decides: it is counted apart
+    # (emergency uses), never as an approval, a narrowing or a quick decision.
+    requests = [r for r in every_request if r.details.get("type") != EMERGENCY_TYPE]
     grants_by_request: dict[uuid.UUID, Grant] = {
         g.request_id: g for g in session.exec(select(Grant).where(Grant.agency_id == agency.id))
     }
@@ -81,21 +97,38 @@ def agency_insight(session: Session, agency: Agency) -> AgencyInsight:
     consent_grants = [g for g in grants_by_request.values() if g.lawful_basis == "consent"]
     revoked = sum(1 for g in consent_grants if g.revoked_at is not None)
     emergency = sum(1 for g in grants_by_request.values() if g.lawful_basis != "consent")
-    median: float | str | None = None
-    if hours:
-        median = round(statistics.median(hours), 1) if len(hours) >= SUPPRESS_BELOW else FEWER_THAN
+    reviewed = session.exec(
+        select(EmergencyAccess).where(
+            EmergencyAccess.agency_id == agency.id,
+            col(EmergencyAccess.reviewed_at).is_not(None),
+        )
+    )
+    review_hours = [
+        (e.reviewed_at - e.created_at).total_seconds() / 3600
+        for e in reviewed
+        if e.reviewed_at is not None
+    ]
     return AgencyInsight(
         agency=agency.name,
         requests_made=shown_count(len(requests)),
-        median_hours_to_decision=median,
+        median_hours_to_decision=shown_median(hours),
         approved_as_asked_percent=shown_rate(len(approved) - narrowed, len(decided)),
         narrowed_percent=shown_rate(narrowed, len(decided)),
         declined_percent=shown_rate(declined, len(decided)),
         revoked_percent=shown_rate(revoked, len(consent_grants)),
         emergency_uses=shown_count(emergency),
+        median_hours_to_emergency_review=shown_median(review_hours),
     )
 
 
 def all_agencies(session: Session) -> list[AgencyInsight]:
     agencies = session.exec(select(Agency).order_by(Agency.name))
     return [agency_insight(session, agency) for agency in agencies]
+
+
+def insight_for_agency(session: Session, agency_id: uuid.UUID) -> AgencyInsight:
+    """An agency's own aggregates, for its authenticated system: never another's."""
+    agency = session.get(Agency, agency_id)
+    if agency is None:
+        raise NotFound("No such agency.")
+    return agency_insight(session, agency)

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -17,6 +17,7 @@ from sqlmodel import Session
 from grants import repository as repo
 from grants import wording
 from grants.config import GrantsConfig
+from grants.lifecycle import reference
 from grants.models import (
     AccessRequest,
     Agency,
@@ -25,6 +26,7 @@ from grants.models import (
     OAuthClient,
     PairwiseHandle,
 )
+from grants.notify import messages
 from grants.oauth import rfc9396
 from grants.oauth.errors import OAuth2Error, UnknownUserIdError
 from grants.schemas import (
@@ -44,10 +46,13 @@ from vault import service as vault_service
 from vault.actors import Actor
 from vault.crypto import FieldContext
 from vault.db_types import utcnow
-from vault.errors import Conflict, InvalidInput, NotFound
+from vault.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from vault.keys import KeyProvider
 from vault.models import Vault, YoungPerson
 from vault.vocabulary import GRANT_CATEGORIES
+
+if TYPE_CHECKING:
+    from grants.lifecycle import Notifier
 
 # Crockford-style alphabet: no I, L, O or U, so codes read aloud or typed cleanly.
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -256,15 +261,16 @@ def open_request(
     session: Session, config: GrantsConfig, keys: KeyProvider, *, agency: Agency,
     client_id: str, login_hint: str | None, authorization_details: str | None,
     practitioner: dict[str, str], decide_seconds: int,
-    practitioner_id: uuid.UUID | None = None,
+    practitioner_id: uuid.UUID | None = None, notifier: Notifier | None = None,
 ) -> OpenedRequest:  # fmt: skip
     """Ask a young person: the one policy path for every request, whether an agency's
     system sent it (CIBA Core 1.0, section 7.1) or a practitioner filled in the form.
 
     ``authorization_details`` is checked against the agency's registered purposes and
     longest duration (RFC 9396, ``rfc9396.parse``) *before* the login hint is resolved,
-    so bad input never uses up the young person's code. The request and its
-    ``request:received`` entry in the young person's log land together."""
+    so bad input never uses up the young person's code. The request, its
+    ``request:received`` entry in the young person's log and the message telling them
+    (through ``notifier``, into the outbox) land together."""
     details = rfc9396.parse(authorization_details, agency)
     handle = resolve_login_hint(session, config, agency.id, login_hint)
     auth_req_id = secrets.token_urlsafe(32)
@@ -283,6 +289,9 @@ def open_request(
         practitioner_actor(practitioner, agency.name, details["purpose"], None),
         "request:received", object_type="access_request", object_id=request.id.hex,
     )  # fmt: skip
+    if notifier is not None:
+        who = str(practitioner.get("name") or "A worker")
+        notifier.young_person(session, handle.vault_id.hex, messages.new_request(agency.name, who))
     return OpenedRequest(request=request, handle=handle, auth_req_id=auth_req_id)
 
 
@@ -330,9 +339,10 @@ def _pending(session: Session, vault: Vault, request_id: uuid.UUID) -> AccessReq
 
 def approve(
     session: Session, services: vault_service.VaultServices, actor: Actor, vault: Vault,
-    request_id: uuid.UUID, body: ApproveBody,
+    request_id: uuid.UUID, body: ApproveBody, *, notifier: Notifier | None = None,
 ) -> GrantPublic:  # fmt: skip
-    """Say yes, perhaps to less: fewer categories and a shorter time only (never more)."""
+    """Say yes, perhaps to less: fewer categories and a shorter time only (never more).
+    The practitioner (and their agency's system) are told, without what was shared."""
     request = _pending(session, vault, request_id)
     asked = request.details
     now = utcnow()
@@ -362,12 +372,15 @@ def approve(
     session.flush()
     audit.append(session, services.keyring.provider, vault.id.hex, actor, "grant:created",
                  object_type="grant", object_id=grant.id.hex)  # fmt: skip
+    if notifier is not None:
+        notifier.decision_or_expiry(session, request.practitioner, request.agency_id,
+                                    messages.decision(reference(request), "approved"))  # fmt: skip
     return grant_public(session, grant, now)
 
 
 def decline(
     session: Session, services: vault_service.VaultServices, actor: Actor, vault: Vault,
-    request_id: uuid.UUID, body: DeclineBody,
+    request_id: uuid.UUID, body: DeclineBody, *, notifier: Notifier | None = None,
 ) -> RequestPublic:  # fmt: skip
     request = _pending(session, vault, request_id)
     now = utcnow()
@@ -376,6 +389,9 @@ def decline(
     session.flush()
     audit.append(session, services.keyring.provider, vault.id.hex, actor, "request:declined",
                  object_type="access_request", object_id=request.id.hex)  # fmt: skip
+    if notifier is not None:  # the decline reason is the young person's own: never sent
+        notifier.decision_or_expiry(session, request.practitioner, request.agency_id,
+                                    messages.decision(reference(request), "declined"))  # fmt: skip
     return _request_public(session, request, now)
 
 
@@ -398,40 +414,62 @@ def list_grants(session: Session, vault: Vault) -> list[GrantPublic]:
     return [grant_public(session, g, now) for g in repo.grants_of_vault(session, vault.id)]
 
 
-def revoke_grant(session: Session, keys: Any, actor: Actor, grant: Grant, revoked_by: str) -> None:
+def revoke_grant(
+    session: Session, keys: Any, actor: Actor, grant: Grant, revoked_by: str,
+    notifier: Notifier | None = None,
+) -> None:  # fmt: skip
     """Stop sharing: the grant ends now, every token from it dies, and it is logged, all
-    in the caller's transaction (SECURITY.md: together or not at all)."""
+    in the caller's transaction (SECURITY.md: together or not at all). The practitioner
+    and their agency's system are told it ended, unless the agency ended it itself."""
     now = utcnow()
     if grant.revoked_at is None:
         grant.revoked_at, grant.revoked_by = now, revoked_by
         session.add(grant)
+        if notifier is not None and revoked_by != "client":
+            notifier.decision_or_expiry(session, grant.practitioner, grant.agency_id,
+                                        messages.expiry(reference(grant), "access"))  # fmt: skip
     repo.revoke_tokens_of_grant(session, grant.id, now)
     session.flush()
     audit.append(session, keys, grant.vault_id.hex, actor, "grant:revoked",
                  object_type="grant", object_id=grant.id.hex)  # fmt: skip
 
 
+EMERGENCY_CANNOT_STOP = (
+    "Emergency access cannot be stopped here. It ends by itself, and someone from outside "
+    "checks it was right. Nothing was changed."
+)
+
+
+def refuse_stopping_emergency(grant: Grant) -> None:
+    """Child-protection access does not rest on consent, so withdrawing consent cannot end
+    it (UK GDPR Art. 6(1)(e) and 7(3)): it ends at its time, and is reviewed."""
+    if grant.lawful_basis != "consent":
+        raise PermissionDenied(EMERGENCY_CANNOT_STOP)
+
+
 def revoke_by_young_person(
     session: Session, services: vault_service.VaultServices, actor: Actor, vault: Vault,
-    grant_id: uuid.UUID,
+    grant_id: uuid.UUID, *, notifier: Notifier | None = None,
 ) -> GrantPublic:  # fmt: skip
     grant = repo.lock_grant(session, grant_id)
     if grant is None or grant.vault_id != vault.id:
         raise NotFound("We could not find that.")
     if not grant.is_active(utcnow()):
         raise Conflict("This has already stopped. Nothing was changed.")
-    revoke_grant(session, services.keyring.provider, actor, grant, "young_person")
+    refuse_stopping_emergency(grant)
+    revoke_grant(session, services.keyring.provider, actor, grant, "young_person", notifier)
     return grant_public(session, grant, utcnow())
 
 
 def erase_young_person(
-    session: Session, services: vault_service.VaultServices, actor: Actor, person: YoungPerson
-) -> None:
+    session: Session, services: vault_service.VaultServices, actor: Actor, person: YoungPerson,
+    *, notifier: Notifier | None = None,
+) -> None:  # fmt: skip
     """Account deletion: end every grant first (their tokens die), then crypto-shred."""
     vault = vault_service.vault_of(session, person)
     for grant in repo.grants_of_vault(session, vault.id):
         if grant.is_active(utcnow()):
-            revoke_grant(session, services.keyring.provider, actor, grant, "erasure")
+            revoke_grant(session, services.keyring.provider, actor, grant, "erasure", notifier)
     vault_service.erase(session, services, actor, person)
 
 
@@ -439,6 +477,7 @@ def erase_young_person(
 def request_from_page(
     session: Session, config: GrantsConfig, keys: KeyProvider, *, agency: Agency,
     practitioner_id: uuid.UUID, practitioner: dict[str, str], form: PageRequestForm,
+    notifier: Notifier | None = None,
 ) -> AccessRequest:  # fmt: skip
     """A practitioner's request form, asked through ``open_request`` exactly as an agency
     system's CIBA request is (client ``PAGES_CLIENT_ID``). The form's own checks only give
@@ -469,7 +508,7 @@ def request_from_page(
             session, config, keys, agency=agency, client_id=PAGES_CLIENT_ID,
             login_hint=form.connection_code, authorization_details=json.dumps([details]),
             practitioner=practitioner, decide_seconds=config.default_decide_seconds,
-            practitioner_id=practitioner_id,
+            practitioner_id=practitioner_id, notifier=notifier,
         )  # fmt: skip
     except UnknownUserIdError:
         raise InvalidInput(

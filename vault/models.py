@@ -162,6 +162,8 @@ class AuditEvent(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("chain", "seq"),
         Index("ix_audit_event_chain_time", "chain", "occurred_at"),
+        # The daily "who looked" summary reads one day across all vaults.
+        Index("ix_audit_event_time", "occurred_at"),
     )
 
     # BIGINT on PostgreSQL (100M events); SQLite only autoincrements an INTEGER rowid.

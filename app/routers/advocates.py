@@ -34,6 +34,7 @@ from app.deps import (
     client_address,
 )
 from app.errors import CsrfFailed
+from app.jobs import notifier_for
 from app.routers.pages import When
 from app.web_session import clear_staff_cookie, set_staff_cookie
 from grants import advocates
@@ -335,7 +336,9 @@ def advocate_stop(
     link_id: uuid.UUID, grant_id: uuid.UUID, who: AdvocatePage, db: DbSession,
     services: ServicesDep,
 ) -> Response:  # fmt: skip
-    advocates.stop_grant(db, services.vault, who.advocate, link_id, grant_id)
+    advocates.stop_grant(
+        db, services.vault, who.advocate, link_id, grant_id, notifier=notifier_for(services)
+    )
     return RedirectResponse(f"/advocate/people/{link_id}?done=stopped", status_code=303)
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, status
 
 from app.deps import DbSession, ServicesDep
+from app.jobs import notifier_for
 from grants import access
 from grants.access import AgencyAccess
 from vault.schemas import EntryPublic, RecordPublic
@@ -22,7 +23,9 @@ def agency_access(
     services: ServicesDep,
     handle: Annotated[str, Path(max_length=64)],
 ) -> AgencyAccess:
-    return access.authorize(db, services.grants, request.headers.get("authorization"), handle)
+    return access.authorize(
+        db, services.grants, request.headers.get("authorization"), handle, notifier_for(services)
+    )
 
 
 Access = Annotated[AgencyAccess, Depends(agency_access)]

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.auth import service as auth
 from app.deps import ApiUser, DbSession, ServicesDep, client_address
+from app.jobs import notifier_for
 from app.schemas import AccountPublic, Credentials, PasswordConfirm, SessionPublic
 from app.uploads import bounded_body
 from app.web_session import clear_session_cookie, set_session_cookie
@@ -91,7 +92,9 @@ def whoami(user: ApiUser) -> AccountPublic:
 def erase_account(user: ApiUser, db: DbSession, services: ServicesDep, response: Response) -> None:
     """Delete the account and crypto-shred the vault. Needs a recent sign-in."""
     auth.require_recent_sign_in(services.settings, user.web_session)
-    grants_service.erase_young_person(db, services.vault, user.actor, user.person)
+    grants_service.erase_young_person(
+        db, services.vault, user.actor, user.person, notifier=notifier_for(services)
+    )
     clear_session_cookie(response)
 
 

@@ -26,6 +26,7 @@ from app.deps import (
     client_address,
 )
 from app.errors import CsrfFailed
+from app.jobs import notifier_for
 from app.web_session import clear_session_cookie, set_session_cookie
 from grants import service as grants_service
 from grants import wording
@@ -510,7 +511,9 @@ def account_delete(
             429 if isinstance(exc, RateLimited) else 401,
             notice=f"{exc.message} Nothing was deleted.",
         )
-    grants_service.erase_young_person(db, services.vault, user.actor, user.person)
+    grants_service.erase_young_person(
+        db, services.vault, user.actor, user.person, notifier=notifier_for(services)
+    )
     response = RedirectResponse("/signin", status_code=303)
     clear_session_cookie(response)
     return response
@@ -611,7 +614,10 @@ def request_yes(
         return _request_page(
             request, "request_yes.html", user, services, asked, status_code, error=message
         )
-    grants_service.approve(db, services.vault, user.actor, user.vault, asked.id, ApproveBody())
+    grants_service.approve(
+        db, services.vault, user.actor, user.vault, asked.id, ApproveBody(),
+        notifier=notifier_for(services),
+    )  # fmt: skip
     return RedirectResponse("/sharing?done=yes", status_code=303)
 
 
@@ -659,7 +665,10 @@ def request_change(
     problem = _step_up_problem(request, db, services, user, password)
     if problem is not None:
         return again(*problem)
-    grants_service.approve(db, services.vault, user.actor, user.vault, asked.id, body)
+    grants_service.approve(
+        db, services.vault, user.actor, user.vault, asked.id, body,
+        notifier=notifier_for(services),
+    )  # fmt: skip
     return RedirectResponse("/sharing?done=yes", status_code=303)
 
 
@@ -680,7 +689,10 @@ def request_no(
     reason: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     body = DeclineBody(reason=reason.strip() or None)
-    grants_service.decline(db, services.vault, user.actor, user.vault, request_id, body)
+    grants_service.decline(
+        db, services.vault, user.actor, user.vault, request_id, body,
+        notifier=notifier_for(services),
+    )  # fmt: skip
     return RedirectResponse("/requests?done=no", status_code=303)
 
 
@@ -723,7 +735,9 @@ def stop_page(request: Request, grant_id: uuid.UUID, user: PageUser, db: DbSessi
 def stop_sharing(
     grant_id: uuid.UUID, user: PageUser, db: DbSession, services: ServicesDep
 ) -> Response:
-    grants_service.revoke_by_young_person(db, services.vault, user.actor, user.vault, grant_id)
+    grants_service.revoke_by_young_person(
+        db, services.vault, user.actor, user.vault, grant_id, notifier=notifier_for(services)
+    )
     return RedirectResponse("/sharing?done=stopped", status_code=303)
 
 

@@ -34,6 +34,7 @@ from app.deps import (
     client_address,
 )
 from app.errors import CsrfFailed
+from app.jobs import notifier_for
 from app.web_session import clear_staff_cookie, set_staff_cookie
 from grants import access
 from grants import repository as grants_repo
@@ -321,6 +322,7 @@ def send_request(
             practitioner_id=p.id,
             practitioner={"name": p.name, "role": p.role, "email": p.email},
             form=form,
+            notifier=notifier_for(services),
         )
     except InvalidInput as exc:
         db.rollback()  # nothing of a refused request may stay, the code above all
@@ -348,7 +350,9 @@ def grant_page(
     services: ServicesDep,
 ) -> HTMLResponse:
     try:
-        page = access.practitioner_grant_page(db, services.vault, _reader(user), grant_id)
+        page = access.practitioner_grant_page(
+            db, services.vault, _reader(user), grant_id, notifier_for(services)
+        )
     except GrantEnded:
         return _stopped(request, user)
     return _render(request, "practitioner/grant.html", user, page=page)
@@ -366,7 +370,7 @@ def record_page(
 ) -> HTMLResponse:
     try:
         page = access.practitioner_record_page(
-            db, services.vault, _reader(user), grant_id, record_id
+            db, services.vault, _reader(user), grant_id, record_id, notifier_for(services)
         )
     except GrantEnded:
         return _stopped(request, user)

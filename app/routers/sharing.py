@@ -10,6 +10,7 @@ from fastapi import APIRouter, Response, status
 
 from app.auth import service as auth
 from app.deps import ApiUser, DbSession, ServicesDep
+from app.jobs import notifier_for
 from grants import service as grants_service
 from grants.schemas import (
     ApproveBody,
@@ -60,14 +61,20 @@ def approve(
 ) -> GrantPublic:
     """Say yes, or yes to less. Needs a recent sign-in (step-up)."""
     auth.require_recent_sign_in(services.settings, user.web_session)
-    return grants_service.approve(db, services.vault, user.actor, user.vault, request_id, body)
+    return grants_service.approve(
+        db, services.vault, user.actor, user.vault, request_id, body,
+        notifier=notifier_for(services),
+    )  # fmt: skip
 
 
 @router.post("/requests/{request_id}/decline")
 def decline(
     request_id: uuid.UUID, body: DeclineBody, user: ApiUser, db: DbSession, services: ServicesDep
 ) -> RequestPublic:
-    return grants_service.decline(db, services.vault, user.actor, user.vault, request_id, body)
+    return grants_service.decline(
+        db, services.vault, user.actor, user.vault, request_id, body,
+        notifier=notifier_for(services),
+    )  # fmt: skip
 
 
 @router.get("/grants")
@@ -80,5 +87,5 @@ def list_grants(user: ApiUser, db: DbSession) -> list[GrantPublic]:
 def revoke(grant_id: uuid.UUID, user: ApiUser, db: DbSession, services: ServicesDep) -> GrantPublic:
     """Stop sharing. The very next call from the agency fails."""
     return grants_service.revoke_by_young_person(
-        db, services.vault, user.actor, user.vault, grant_id
+        db, services.vault, user.actor, user.vault, grant_id, notifier=notifier_for(services)
     )

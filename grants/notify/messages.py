@@ -28,8 +28,10 @@ class Message:
 
 def _things(categories: list[str]) -> str:
     names = [CATEGORY_LABELS.get(c, c.replace("_", " ")).lower() for c in categories]
+    # Some labels already say "your" ("your shared story"); the sentences add their own.
+    names = [n.removeprefix("your ") for n in names]
     if len(names) <= 1:
-        return "".join(names) or "your things"
+        return "".join(names) or "things"
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
@@ -70,7 +72,7 @@ def access_summary(day: datetime, looks: int, agencies: list[str]) -> Message:
     who = ", ".join(sorted(set(agencies))) or "nobody"
     return Message(
         "access_summary",
-        "Who looked at your things today",
+        f"Who looked at your things on {_day(day)}",
         f"On {_day(day)}, people looked at your things {looks} times. They were from: {who}. "
         "You can see more in Storykeep.",
     )

@@ -29,9 +29,12 @@ from sqlmodel import Session
 
 from grants.models import AgencyWebhook, Notification
 from grants.notify.senders import Outgoing, Sender, SendFailed
-from vault import sealing
+from grants.repository import get_agency_by_name
+from vault import audit, sealing
+from vault.actors import Actor
 from vault.db_types import utcnow
-from vault.errors import InvalidInput
+from vault.errors import InvalidInput, NotFound
+from vault.keys import KeyProvider
 
 LEASE = timedelta(minutes=5)
 FIRST_RETRY = timedelta(seconds=30)
@@ -173,4 +176,19 @@ def set_webhook(session: Session, app_secret: bytes, agency_id: uuid.UUID, url: 
     hook.secret_sealed = sealing.seal(app_secret, WEBHOOK_SECRET_PURPOSE, secret)
     session.add(hook)
     session.flush()
+    return hook
+
+
+def register_webhook(
+    session: Session, app_secret: bytes, keys: KeyProvider, actor: Actor, *, agency_name: str,
+    url: str, secret: str,
+) -> AgencyWebhook:  # fmt: skip
+    """The operator's ``storykeep agency webhook``: find the agency by name, set its
+    webhook, and log it on the operator's chain (the URL and secret stay out of the log)."""
+    agency = get_agency_by_name(session, agency_name.strip())
+    if agency is None:
+        raise NotFound(f"No agency called {agency_name!r}. Add it with `storykeep agency add`.")
+    hook = set_webhook(session, app_secret, agency.id, url.strip(), secret)
+    audit.append(session, keys, audit.OPERATOR_CHAIN, actor, "agency:webhook_set",
+                 object_type="agency", object_id=agency.id.hex)  # fmt: skip
     return hook

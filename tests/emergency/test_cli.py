@@ -224,13 +224,6 @@ def worker(app: Any) -> Any:
         yield browser
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="grants/lifecycle.py (not this helper's file) sends 'Sharing will stop soon' for "
-    "an emergency grant whose notice is deferred; it should skip grants for which "
-    "grants.emergency.notice_withheld() is true (and so should Notifier.looked and the "
-    "daily summary)",
-)
 def test_no_other_message_tells_early_while_notice_is_deferred(
     env: dict[str, str], services: Services, council: AgencyClient, alex: Connected
 ) -> None:

@@ -115,3 +115,41 @@ class TestAdvocate:
             assert words.count("Stop sharing") == 1
             assert MARKER not in page.text and REASON not in page.text
             assert COUNCIL in words
+
+
+class TestCannotBeStoppedByConsent:
+    """Emergency access does not rest on consent, so it cannot be withdrawn like
+    consent: it ends at its time and is reviewed (UK GDPR Art. 6(1)(e), 7(3))."""
+
+    def test_young_person_cannot_stop_it_and_it_keeps_working(
+        self, client: TestClient, alex: Connected, opened: dict[str, Any]
+    ) -> None:
+        grants = client.get("/api/v1/me/grants").json()
+        [emergency] = [g for g in grants if g["lawful_basis"] != "consent"]
+        refused = client.post(
+            f"/api/v1/me/grants/{emergency['id']}/revoke", headers={"X-CSRF-Token": alex.csrf}
+        )
+        assert refused.status_code == 403
+        assert "Emergency access cannot be stopped here" in refused.json()["detail"]
+        page = client.post(f"/sharing/{emergency['id']}/stop", data={"csrf_token": alex.csrf})
+        assert page.status_code == 403
+        still = client.get(f"/api/v1/vaults/{alex.handle}/records", headers=bearer(opened))
+        assert still.status_code == 200
+
+    def test_advocate_allowed_to_stop_sharing_still_cannot_stop_it(
+        self, client: TestClient, council: AgencyClient, alex: Connected
+    ) -> None:
+        code = invite(client, alex.csrf, can_stop_sharing=True)["code"]
+        with TestClient(client.app, base_url="https://testserver") as adv:
+            assert advocate_sign_up(adv, code).status_code == 303
+            tokens = open_emergency(council, alex)
+            [link] = link_ids(adv)
+            grants = client.get("/api/v1/me/grants").json()
+            [emergency] = [g for g in grants if g["lawful_basis"] != "consent"]
+            stop = f"/advocate/people/{link}/grants/{emergency['id']}/stop"
+            assert adv.get(stop).status_code == 403
+            token = re.search(r'name="csrf_token" value="([^"]+)"', adv.get("/advocate").text)
+            assert token is not None
+            assert adv.post(stop, data={"csrf_token": token.group(1)}).status_code == 403
+            still = client.get(f"/api/v1/vaults/{alex.handle}/records", headers=bearer(tokens))
+            assert still.status_code == 200

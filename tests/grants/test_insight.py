@@ -102,3 +102,44 @@ def test_small_numbers_are_suppressed(services: Services, client: TestClient) ->
                  small.declined_percent, small.revoked_percent):  # fmt: skip
         assert rate == "fewer than 5"
     assert "4" not in str(small.as_dict().values())  # no exact small count leaks
+
+
+def test_emergency_access_is_counted_apart_never_as_a_decision(
+    services: Services, client: TestClient
+) -> None:
+    vault_id = _vault_id(services, client)
+    agency = _agency(services, "Council")
+    _seed(services, vault_id, agency, ["approved"] * 5)
+    now = utcnow()
+    with Session(services.engine) as session, session.begin():
+        for _ in range(5):
+            request = AccessRequest(
+                auth_req_hash=uuid.uuid4().hex, client_id="c", agency_id=agency.id,
+                vault_id=vault_id, practitioner={"name": "A", "role": "child_protection",
+                                                 "email": "a@x.org"},
+                details={"type": "storykeep_emergency", "categories": ["health"],
+                         "duration_days": 3, "actions": ["read"], "purpose": "x"},
+                created_at=now, decide_by=now, status="approved", decided_at=now,
+            )  # fmt: skip
+            session.add(request)
+            session.flush()
+            session.add(
+                Grant(
+                    request_id=request.id,
+                    vault_id=vault_id,
+                    agency_id=agency.id,
+                    client_id="c",
+                    actions=["read"],
+                    purpose="x",
+                    categories=["health"],
+                    practitioner=request.practitioner,
+                    created_at=now,
+                    lawful_basis="child_protection",
+                    expires_at=now + timedelta(hours=72),
+                )
+            )
+    with Session(services.engine) as session:
+        result = insight.agency_insight(session, agency)
+    assert result.requests_made == 5  # the consent requests only
+    assert result.approved_as_asked_percent == 100.0
+    assert result.emergency_uses == 5
