@@ -571,6 +571,35 @@ def practitioner_home(
     )
 
 
+def renewal_form(
+    session: Session, practitioner_id: uuid.UUID, agency: Agency, request_id: uuid.UUID
+) -> PageRequestForm:
+    """Ask again, pre-filled from the old grant: what the young person last agreed to
+    (after any narrowing), for as long as it last ran, addressed by the agency's own
+    reference for them, so no new connection code is needed. Nothing is sent until the
+    practitioner checks it and presses send, and the young person decides afresh."""
+    request = repo.request_of_practitioner(session, practitioner_id, request_id)
+    if request is None or request.agency_id != agency.id:
+        raise NotFound("We could not find that request.")
+    handle = repo.handle_for(session, agency.id, request.vault_id)
+    if handle is None:
+        raise NotFound("We could not find that request.")
+    grant = repo.grant_for_request(session, request.id)
+    if grant is not None:
+        categories, actions = list(grant.categories), list(grant.actions)
+        days = max(1, round((grant.expires_at - grant.created_at).total_seconds() / 86400))
+    else:
+        asked = request.details
+        categories, actions = list(asked["categories"]), list(asked["actions"])
+        days = int(asked.get("duration_days", 30))
+    purpose = request.details.get("purpose", "")
+    return PageRequestForm(
+        connection_code=handle.handle, categories=categories,
+        purpose=purpose if purpose in agency.purposes else "",
+        days=min(days, agency.max_duration_days), write="write" in actions,
+    )  # fmt: skip
+
+
 def practitioner_request(
     session: Session, practitioner_id: uuid.UUID, agency_id: uuid.UUID, request_id: uuid.UUID
 ) -> PractitionerRequestView:

@@ -289,8 +289,17 @@ def _request_form(
 
 
 @router.get("/request")
-def request_page(request: Request, user: PractitionerPage) -> HTMLResponse:
-    return _request_form(request, user)
+def request_page(
+    request: Request,
+    user: PractitionerPage,
+    db: DbSession,
+    renew: Annotated[uuid.UUID | None, Query()] = None,
+) -> HTMLResponse:
+    """The request form; ``?renew=<request id>`` pre-fills it from that request's grant."""
+    if renew is None:
+        return _request_form(request, user)
+    form = grants_service.renewal_form(db, user.practitioner.id, user.agency, renew)
+    return _request_form(request, user, form=form)
 
 
 @router.post("/request")

@@ -193,6 +193,60 @@ class TestTheWholeJourney:
         assert len(client.get("/api/v1/me/requests").json()) == 2
 
 
+class TestRenewal:
+    def test_ask_again_is_pre_filled_from_the_narrowed_grant(
+        self,
+        client: TestClient,
+        worker: TestClient,
+        services: Services,
+        jo: str,
+        young: dict[str, Any],
+        app: Any,
+    ) -> None:
+        csrf = staff_sign_in(worker, services, jo)
+        sent = ask(worker, csrf, connection_code(client, young["csrf"]), days="30")
+        request_url = sent.headers["location"]
+        asked = only_request(client)
+        # The young person keeps only education, for about a week.
+        week = (utcnow() + timedelta(days=7)).isoformat()
+        narrowed = approve(client, young["csrf"], asked["id"], categories=["education"],
+                           expires_at=week)  # fmt: skip
+        assert narrowed.status_code == 200
+        revoke = client.post(
+            f"/api/v1/me/grants/{narrowed.json()['id']}/revoke",
+            headers={"X-CSRF-Token": young["csrf"]},
+        )
+        assert revoke.status_code == 200
+        status = worker.get(request_url).text
+        renew = re.search(r'href="(/practitioner/request\?renew=[0-9a-f-]{36})"', status)
+        assert renew is not None, "no Ask again link once sharing stopped"
+        form = worker.get(renew.group(1)).text
+        assert 'value="vh_' in form  # their reference: no new code needed
+        assert re.search(r'value="education"\s+checked', form)
+        assert not re.search(r'value="my_story"\s+checked', form)  # narrowed away
+        assert 'name="days" type="number"' in form and 'value="7"' in form
+        # Nothing is sent until the practitioner sends it; then the young person decides.
+        assert len(client.get("/api/v1/me/requests").json()) == 1
+        reference = re.search(r'value="(vh_[\w-]+)"', form)
+        assert reference is not None
+        again = ask(worker, csrf, reference.group(1), categories=("education",), days="7")
+        assert again.status_code == 303
+        assert client.get("/api/v1/me/requests").json()[0]["status"] == "pending"
+
+    def test_nobody_else_can_renew_a_request(
+        self, client: TestClient, worker: TestClient, services: Services, jo: str,
+        young: dict[str, Any], app: Any,
+    ) -> None:  # fmt: skip
+        csrf = staff_sign_in(worker, services, jo)
+        sent = ask(worker, csrf, connection_code(client, young["csrf"]))
+        request_id = sent.headers["location"].rsplit("/", 1)[1]
+        other = add_practitioner(services, "sam.other@example.org", name="Sam Other")
+        assert other is not None
+        with TestClient(app, base_url="https://testserver") as sam:
+            staff_sign_in(sam, services, other, email="sam.other@example.org")
+            assert sam.get(f"/practitioner/request?renew={request_id}").status_code == 404
+
+
 class TestOnlyTheirOwn:
     def test_another_practitioner_cannot_open_the_grant_or_the_request(
         self,
