@@ -64,6 +64,7 @@ PAGES: list[PageSpec] = [
     PageSpec("young_person", "/connect", screenshot="connect"),
     PageSpec("young_person", "/my-advocate", screenshot="my-advocate"),
     PageSpec("young_person", "/account", screenshot="account"),
+    PageSpec("young_person", "/account/notifications", screenshot="notifications"),
     # Advocates (adults: no reading-grade bar). Their account is made in sign_in_advocate.
     PageSpec("visitor", "/advocate/signin", plain_words=False, screenshot="advocate-signin"),
     PageSpec("visitor", "/advocate/signup", plain_words=False),
@@ -94,6 +95,7 @@ PAGES: list[PageSpec] = [
         screenshot="practitioner-grant",
         source="/practitioner",
     ),
+    PageSpec("practitioner", "/practitioner/corrections", plain_words=False),
 ]
 
 
