@@ -1,9 +1,25 @@
 """Insight for organisations: aggregates only, per agency, never about one young person.
 
-Small-number suppression follows the Scottish Government's statistical disclosure
-control practice and the ICO's anonymisation guidance: any count under 5 is shown as
-"fewer than 5", and a rate is shown only when both its count and its total are 5 or
-more, so no one can work back to an individual from a small cell.
+Small numbers are protected by statistical disclosure control, as the Scottish
+Government does for its official statistics ("Producing official statistics:
+confidentiality and data management", gov.scot, on statistical disclosure control) and as
+the ONS sets out in its "Statistical disclosure control policy" and in the Government
+Statistical Service's guidance on tables from administrative sources: suppress small
+cells (primary suppression), then suppress enough further cells (secondary, or
+complementary, suppression) that no suppressed cell can be worked back from the cells
+shown and a known total. The ICO's anonymisation guidance asks the same of aggregates.
+
+* Any count under 5 is shown as "fewer than 5" (``FEWER_THAN``).
+* The approval, narrowing and refusal shares split one whole (the decided requests, 100%),
+  so they are suppressed as a group (``shown_shares``): any share of fewer than 5 people
+  is suppressed, and then the next smallest, until at least two are suppressed and those
+  suppressed together stand for 5 people or more. Otherwise 60% approved and 25% narrowed
+  would give away 15% declined, and 100% approved would give away that nobody declined.
+* The revocation share has an unshown complement (grants not revoked), so it is shown
+  only when both the revoked and the kept grants are 5 or more.
+* A suppressed share says "fewer than 5" when the whole group is fewer than 5 (then every
+  cell is), and otherwise ``HIDDEN``, whether it is small itself or was suppressed to
+  protect another: the same words for both, so nobody can tell which is the small one.
 
 What is counted (all from the grants tables, no content):
 * requests made; median time from request to decision (approved or declined);
@@ -14,6 +30,9 @@ What is counted (all from the grants tables, no content):
 
 A median is shown only when it is the median of 5 or more cases: otherwise it is
 "fewer than 5" (none at all: null), since the median of one or two is one person's time.
+
+Not covered: comparing two reports made at different times (differencing over time) can
+still narrow down what changed in between; reports are for the agency and the operator.
 """
 
 from __future__ import annotations
@@ -37,11 +56,34 @@ def shown_count(count: int) -> int | str:
     return count if count >= SUPPRESS_BELOW else FEWER_THAN
 
 
+HIDDEN = "hidden (small numbers)"
+
+
+def shown_shares(counts: dict[str, int]) -> dict[str, float | str]:
+    """Percentages (one decimal place) of cells that together make one whole, with
+    primary and complementary suppression (see the module docstring).
+
+    Primary: every cell under 5. Complementary: while any cell is suppressed, suppress
+    the next smallest shown cell until at least two are suppressed and the suppressed
+    cells add up to 5 or more, so 100% minus the shown shares never pins down a small
+    cell. Ties are broken by name, so the same counts always give the same table."""
+    total = sum(counts.values())
+    if total < SUPPRESS_BELOW:
+        return dict.fromkeys(counts, FEWER_THAN)
+    hidden = {key for key, n in counts.items() if n < SUPPRESS_BELOW}
+    for key in sorted(counts, key=lambda k: (counts[k], k)):
+        if not hidden or (len(hidden) >= 2 and sum(counts[k] for k in hidden) >= SUPPRESS_BELOW):
+            break
+        hidden.add(key)
+    return {
+        key: HIDDEN if key in hidden else round(100 * n / total, 1) for key, n in counts.items()
+    }
+
+
 def shown_rate(count: int, total: int) -> float | str:
-    """A percentage to one decimal place, or the suppression text for small numbers."""
-    if count < SUPPRESS_BELOW or total < SUPPRESS_BELOW:
-        return FEWER_THAN
-    return round(100 * count / total, 1)
+    """``count`` as a percentage of ``total``, suppressed when the count or the rest
+    (``total - count``, which 100% minus the rate would give away) is under 5."""
+    return shown_shares({"counted": count, "rest": total - count})["counted"]
 
 
 def shown_median(hours: list[float]) -> float | str | None:
@@ -108,13 +150,17 @@ def agency_insight(session: Session, agency: Agency) -> AgencyInsight:
         for e in reviewed
         if e.reviewed_at is not None
     ]
+    # Approved as asked, narrowed and declined split the decided requests (100%).
+    decisions = shown_shares(
+        {"approved": len(approved) - narrowed, "narrowed": narrowed, "declined": declined}
+    )
     return AgencyInsight(
         agency=agency.name,
         requests_made=shown_count(len(requests)),
         median_hours_to_decision=shown_median(hours),
-        approved_as_asked_percent=shown_rate(len(approved) - narrowed, len(decided)),
-        narrowed_percent=shown_rate(narrowed, len(decided)),
-        declined_percent=shown_rate(declined, len(decided)),
+        approved_as_asked_percent=decisions["approved"],
+        narrowed_percent=decisions["narrowed"],
+        declined_percent=decisions["declined"],
         revoked_percent=shown_rate(revoked, len(consent_grants)),
         emergency_uses=shown_count(emergency),
         median_hours_to_emergency_review=shown_median(review_hours),

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.container import Services
+from grants import insight
 from grants.models import AccessRequest, Agency, EmergencyAccess, Grant
 from tests.conftest import sign_up
 from tests.grants.kit import AgencyClient, register_agency
@@ -22,6 +23,13 @@ from vault import repository as vault_repo
 from vault.db_types import utcnow
 
 URL = "/api/v1/agency/insight"
+HIDDEN = insight.HIDDEN
+# 20 decided: 12 as asked (60%), 5 narrowed (25%), 3 declined (15%, a small number).
+LEAKY = ["approved"] * 12 + ["narrowed"] * 5 + ["declined"] * 3
+# 12 grants, all as asked, 10 revoked: 83.3% revoked would say 2 kept sharing, and 100%
+# approved as asked would say nobody narrowed or declined.
+QUITTING = ["revoked"] * 10 + ["approved"] * 2
+DECISIONS = ("approved_as_asked_percent", "narrowed_percent", "declined_percent")
 BIG = ["approved"] * 6 + ["narrowed"] * 5 + ["declined"] * 5 + ["revoked"] * 5 + ["pending"]
 
 
@@ -168,3 +176,68 @@ class TestInsightApi:
         # A young person's signed-in session is not an agency.
         sign_up(client, "nosy")
         assert client.post(URL, data={"client_id": school.client_id}).status_code == 401
+
+
+def _worked_out(row: dict[str, object], decided: int) -> dict[str, float]:
+    """The attack: with one share of the decided requests suppressed, 100% minus the
+    shown ones is that share; times the number decided, it is a number of people."""
+    suppressed = [k for k in DECISIONS if isinstance(row[k], str)]
+    shown = [float(str(row[k])) for k in DECISIONS if not isinstance(row[k], str)]
+    if len(suppressed) != 1:
+        return {}
+    return {suppressed[0]: round((100 - sum(shown)) * decided / 100, 3)}
+
+
+@pytest.fixture
+def leaky(client: TestClient, services: Services) -> dict[str, AgencyClient]:
+    vault_id = _vault_id(services, client)
+    leaky, leaky_client = _agency(services, client, "Leaky Club")
+    quitting, quitting_client = _agency(services, client, "Quitting Club")
+    _seed(services, vault_id, leaky, LEAKY)
+    _seed(services, vault_id, quitting, QUITTING)
+    return {"leaky": leaky_client, "quitting": quitting_client}
+
+
+class TestComplementarySuppression:
+    """A suppressed share cannot be worked out from the shares shown beside it."""
+
+    def test_report_json_and_table(
+        self, leaky: dict[str, AgencyClient], env: dict[str, str]
+    ) -> None:
+        result = storykeep(env, "report", "--json")
+        assert result.returncode == 0, result.stderr
+        by_name = {a["agency"]: a for a in json.loads(result.stdout)["agencies"]}
+        club = by_name["Leaky Club"]
+        assert club["requests_made"] == 20
+        assert club["approved_as_asked_percent"] == 60.0
+        assert club["narrowed_percent"] == HIDDEN and club["declined_percent"] == HIDDEN
+        assert _worked_out(club, 20) == {}
+        # Primary suppression alone (declined only) would have given 3 people away.
+        naive = {**club, "narrowed_percent": 25.0, "declined_percent": "fewer than 5"}
+        assert _worked_out(naive, 20) == {"declined_percent": 3.0}
+        quitting = by_name["Quitting Club"]
+        assert quitting["requests_made"] == 12
+        assert quitting["revoked_percent"] == HIDDEN
+        assert {quitting[k] for k in DECISIONS} == {HIDDEN}
+
+        table = storykeep(env, "report")
+        assert table.returncode == 0, table.stderr
+        [line] = [row for row in table.stdout.splitlines() if row.startswith("Leaky Club")]
+        # Narrowed, declined, and revoked (0 of 17: it would say nobody stopped sharing).
+        assert " 60.0 " in line and line.count(HIDDEN) == 3
+        assert "25.0" not in line and "15.0" not in line
+        [line] = [row for row in table.stdout.splitlines() if row.startswith("Quitting Club")]
+        assert line.count(HIDDEN) == 4
+        assert "100.0" not in line and "83.3" not in line
+
+    def test_insight_api(self, leaky: dict[str, AgencyClient]) -> None:
+        answer = leaky["leaky"].post(URL, {})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["agency"] == "Leaky Club"
+        assert [body[k] for k in DECISIONS] == [60.0, HIDDEN, HIDDEN]
+        assert _worked_out(body, 20) == {}
+        assert "25.0" not in answer.text and "15.0" not in answer.text
+        quitting = leaky["quitting"].post(URL, {}).json()
+        assert quitting["revoked_percent"] == HIDDEN
+        assert [quitting[k] for k in DECISIONS] == [HIDDEN] * 3
