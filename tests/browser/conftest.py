@@ -28,10 +28,32 @@ from tests.browser.quality import SCREENSHOTS, Measurement, measure
 NewPage = Callable[..., Page]
 
 
+def in_ci() -> bool:
+    """CI sets ``CI`` (``.ci/run`` does, as most CI services do). Empty, 0 or false: not CI."""
+    return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
+
+
+def missing_tool(reason: str) -> None:
+    """Skip, with the reason, on a developer's machine; fail in CI, where a skipped
+    browser or accessibility check would pass the build without checking anything."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
+    pytest.skip(reason)
+
+
+def need_chromium() -> None:
+    if not CHROMIUM.exists():
+        missing_tool(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+
+
+def need_axe() -> None:
+    if not AXE_JS.exists():
+        missing_tool(f"{AXE_JS} is missing: run `npm ci` (or `make install`)")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _need_chromium() -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    need_chromium()
 
 
 @pytest.fixture(scope="session")
@@ -84,8 +106,8 @@ class Pages:
         self, role: Role = "visitor", *, wide: bool = False, javascript: bool = False,
         axe: bool = False, state: Any = None,
     ) -> Page:  # fmt: skip
-        if axe and not AXE_JS.exists():
-            pytest.skip(f"{AXE_JS} is missing: run `npm ci` (or `make install`)")
+        if axe:
+            need_axe()
         context = new_context(
             self.browser,
             self.app.base_url,
