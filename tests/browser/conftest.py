@@ -19,7 +19,15 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from tests.browser.agency import Agency, demo_world
+from tests.browser.agency import (
+    CARE_PLAN_FIXED,
+    EMERGENCY_REASON,
+    SKY_EMERGENCY_REASON,
+    Agency,
+    Council,
+    World,
+    demo_world,
+)
 from tests.browser.harness import AXE_JS, CHROMIUM, LiveApp, new_context
 from tests.browser.harness import launch_chromium as _launch
 from tests.browser.pages import PageSpec, Role, SignedIn, open_page
@@ -57,28 +65,35 @@ def _need_chromium() -> None:
 
 
 @pytest.fixture(scope="session")
-def world(
-    tmp_path_factory: pytest.TempPathFactory, _need_chromium: None
-) -> Iterator[tuple[LiveApp, Agency]]:
+def world(tmp_path_factory: pytest.TempPathFactory, _need_chromium: None) -> Iterator[World]:
     workdir = tmp_path_factory.mktemp("browser")
     with demo_world(workdir) as found:
         yield found
-    # No server error all session, and no record or story text in the server's log.
+    # No server error all session, and no record or story text (nor any emergency
+    # reason) in the server's log.
     log = (workdir / "serve.log").read_text()
-    for unwanted in ("Traceback", "Doing well in art", "I joined the art club"):
+    for unwanted in ("Traceback", "Doing well in art", "I joined the art club",
+                     SKY_EMERGENCY_REASON, CARE_PLAN_FIXED, EMERGENCY_REASON):  # fmt: skip
         assert unwanted not in log, log[-4000:]
 
 
 @pytest.fixture(scope="session")
-def live_app(world: tuple[LiveApp, Agency]) -> LiveApp:
-    """The demo server; sky also has a waiting request and a used grant."""
-    return world[0]
+def live_app(world: World) -> LiveApp:
+    """The demo server; sky also has a waiting request, a used grant, an emergency
+    access waiting for review and two correction requests (see agency.py)."""
+    return world.app
 
 
 @pytest.fixture(scope="session")
-def agency(world: tuple[LiveApp, Agency]) -> Agency:
+def agency(world: World) -> Agency:
     """An agency's system (OAuth client) registered on the server (see agency.py)."""
-    return world[1]
+    return world.agency
+
+
+@pytest.fixture(scope="session")
+def council(world: World) -> Council:
+    """The demo council's system: statutory, so it may open emergency access."""
+    return world.council
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,10 @@
 
 Add a page here and test_quality.py checks it (axe-core, weight, width, headers, CSRF,
 no script, and the reading grade when ``plain_words``); ``tests.browser.report`` lists
-it. A path with ``{id}`` is opened by following the first link of that shape on
-``source`` (by default the path before ``{id}``), as a person would.
+it. A path with ``{id}`` is opened by following the first link (or GET form) of that
+shape on ``source`` (by default the path before ``{id}``), as a person would; a
+``source`` with ``{id}`` is itself found that way, and each page like it is tried in turn.
+``shows`` is text the page must show, so a page is measured with what it is there for.
 """
 
 from __future__ import annotations
@@ -20,7 +22,17 @@ from app.demo import DEMO_PASSWORD
 from tests.browser.harness import LiveApp, new_context
 from tests.browser.not_built_yet import check_built, not_built_yet
 
-Role = Literal["visitor", "young_person", "practitioner", "advocate"]
+Role = Literal["visitor", "young_person", "practitioner", "advocate", "reviewer"]
+ID = "[0-9a-fA-F-]{32,36}"
+
+
+def link_pattern(path: str) -> re.Pattern[str]:
+    parts = [re.escape(p) for p in path.split("{id}")]
+    return re.compile("^" + ID.join(parts) + "$")
+
+
+def default_source(path: str) -> str:
+    return path.split("{id}", maxsplit=1)[0].rstrip("/") or "/"
 
 
 @dataclass(frozen=True)
@@ -33,36 +45,59 @@ class PageSpec:
     screenshot: str | None = None
     # Where the link to a "{id}" page is found; default: the path before "{id}".
     source: str | None = None
+    # Text the page must show (in <main>) for the measurement to count.
+    shows: str | None = None
 
     @property
     def label(self) -> str:
         return f"{self.role}:{self.path}"
 
     def link_source(self) -> str:
-        return self.source or self.path.split("{id}")[0].rstrip("/") or "/"
+        return self.source or default_source(self.path)
 
     def link_pattern(self) -> re.Pattern[str]:
-        parts = [re.escape(p) for p in self.path.split("{id}")]
-        return re.compile("^" + "[0-9a-fA-F-]{32,36}".join(parts) + "$")
+        return link_pattern(self.path)
 
 
 PAGES: list[PageSpec] = [
     # Anyone: signing up and in. Young people read these, so plain words.
     PageSpec("visitor", "/signin", screenshot="signin"),
     PageSpec("visitor", "/signup", screenshot="signup"),
+    # Where a young person lands when their session ran out (app/exception_handlers.py).
+    PageSpec(
+        "visitor",
+        "/signin?timeout=1&next=/story",
+        screenshot="signin-timeout",
+        shows="You were signed out because you were away for a while.",
+    ),
     # The young person (demo account "sky").
     PageSpec("young_person", "/story", screenshot="story"),
     PageSpec("young_person", "/story/{id}", screenshot="entry"),
     PageSpec("young_person", "/records", screenshot="records"),
     PageSpec("young_person", "/records/{id}", screenshot="record"),
+    # A record the council changed after sky asked (see agency.safeguarding_for_demo).
+    PageSpec(
+        "young_person",
+        "/records/{id}/history",
+        screenshot="record-history",
+        source="/records/{id}",
+        shows="It was changed when you asked.",
+    ),
     PageSpec("young_person", "/requests", screenshot="requests"),
     PageSpec("young_person", "/requests/{id}/change", screenshot="request-change"),
     PageSpec("young_person", "/requests/{id}/no", screenshot="request-no"),
-    PageSpec("young_person", "/sharing", screenshot="sharing"),
+    # Sky's sharing has a consented grant and the council's emergency access.
+    PageSpec("young_person", "/sharing", screenshot="sharing", shows="Emergency access"),
     PageSpec("young_person", "/sharing/{id}/stop", screenshot="sharing-stop"),
     PageSpec("young_person", "/audit", screenshot="audit"),
     PageSpec("young_person", "/connect", screenshot="connect"),
     PageSpec("young_person", "/my-advocate", screenshot="my-advocate"),
+    PageSpec(
+        "young_person",
+        "/my-advocate/{id}/remove",
+        screenshot="my-advocate-remove",
+        shows="Dee Advocate",
+    ),
     PageSpec("young_person", "/account", screenshot="account"),
     PageSpec("young_person", "/account/notifications", screenshot="notifications"),
     # Advocates (adults: no reading-grade bar). Their account is made in sign_in_advocate.
@@ -96,24 +131,68 @@ PAGES: list[PageSpec] = [
         source="/practitioner",
     ),
     PageSpec("practitioner", "/practitioner/corrections", plain_words=False),
+    # Sky asked the school to change a letter it wrote (see agency.safeguarding_for_demo).
+    PageSpec(
+        "practitioner",
+        "/practitioner/corrections/{id}",
+        plain_words=False,
+        screenshot="practitioner-correction",
+        shows="Attendance letter",
+    ),
+    # An independent reviewer (another agency), and the council's emergency access to sky.
+    PageSpec(
+        "reviewer",
+        "/practitioner/reviews",
+        plain_words=False,
+        screenshot="reviews",
+        shows="Example Council Social Work",
+    ),
+    PageSpec(
+        "reviewer",
+        "/practitioner/reviews/{id}",
+        plain_words=False,
+        screenshot="review",
+        shows="Was the emergency access justified?",
+    ),
 ]
+
+
+def links_on(page: Page, source: str, pattern: re.Pattern[str]) -> list[str]:
+    """Links, and GET forms' actions, in the source page's <main> that match."""
+    check_built(page.goto(source), source)
+    found = [a.get_attribute("href") or "" for a in page.locator("main a[href]").all()]
+    for form in page.locator("main form[action]").all():
+        if (form.get_attribute("method") or "get").lower() == "get":
+            found.append(form.get_attribute("action") or "")
+    return list(dict.fromkeys(h for h in found if pattern.match(h)))
+
+
+def find_links(page: Page, path: str, source: str | None = None) -> list[str]:
+    """Every link like ``path`` on the first page of its source that has any. A source
+    with "{id}" is found the same way, trying each page like it in turn."""
+    source = source or default_source(path)
+    sources = find_links(page, source) if "{id}" in source else [source]
+    for each in sources:
+        found = links_on(page, each, link_pattern(path))
+        if found:
+            return found
+    return []
 
 
 def open_page(page: Page, spec: PageSpec) -> Response:
     """Go to the page (following a link for "{id}" paths) and return its response."""
     path = spec.path
     if "{id}" in path:
-        source = spec.link_source()
-        check_built(page.goto(source), source)
-        pattern = spec.link_pattern()
-        hrefs = [a.get_attribute("href") or "" for a in page.locator("main a[href]").all()]
-        found = [h for h in hrefs if pattern.match(h)]
+        found = find_links(page, path, spec.link_source())
         if not found:
-            not_built_yet(f"no link like {spec.path} on {source} in the demo data")
+            not_built_yet(f"no link like {spec.path} on {spec.link_source()} in the demo data")
         path = found[0]
     response = check_built(page.goto(path), spec.path)
     assert response.ok, f"{path} answered {response.status}"
     assert page.url.endswith(path), f"{path} ended up at {page.url} (signed out?)"
+    if spec.shows:
+        shown = page.locator("main").inner_text()
+        assert spec.shows in shown, f"{path} does not show {spec.shows!r}:\n{shown}"
     return response
 
 
@@ -173,11 +252,27 @@ def sign_in_advocate(page: Page, app: LiveApp) -> None:
     steps.advocate_sign_up(page, code, password=steps.PASSWORD, **DEMO_ADVOCATE)
 
 
+DEMO_REVIEWER = {"email": "robin.reid@review.example.org", "name": "Robin Reid"}
+
+
+def sign_in_reviewer(page: Page, app: LiveApp) -> None:
+    """An independent reviewer of emergency access: the operator registers an agency for
+    the review service and the reviewer (``storykeep reviewer add``), who signs in with
+    password and TOTP like any practitioner."""
+    from tests.browser import steps
+
+    if not app.env:
+        pytest.skip("reviewer pages need the server's CLI: run without --base-url")
+    totp = steps.add_reviewer(app, **DEMO_REVIEWER)
+    steps.practitioner_sign_in(page, DEMO_REVIEWER["email"], totp)
+
+
 SIGN_IN: dict[Role, Callable[[Page, LiveApp], None] | None] = {
     "visitor": None,
     "young_person": sign_in_young_person,
     "practitioner": sign_in_practitioner,
     "advocate": sign_in_advocate,
+    "reviewer": sign_in_reviewer,
 }
 
 

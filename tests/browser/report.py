@@ -33,8 +33,8 @@ def _server(base_url: str | None) -> Iterator[LiveApp]:
     if base_url:
         yield LiveApp(base_url.rstrip("/"), {})
         return
-    with tempfile.TemporaryDirectory() as workdir, demo_world(Path(workdir)) as (app, _):
-        yield app
+    with tempfile.TemporaryDirectory() as workdir, demo_world(Path(workdir)) as world:
+        yield world.app
 
 
 def _row(browser: Browser, app: LiveApp, spec: PageSpec, signed_in: SignedIn, shots: bool) -> str:

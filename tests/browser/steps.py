@@ -11,7 +11,7 @@ import re
 import pyotp
 from playwright.sync_api import Page, expect
 
-from tests.browser.agency import AGENCY, PURPOSES
+from tests.browser.agency import AGENCY, PURPOSES, REVIEW_SERVICE
 from tests.browser.harness import LiveApp
 from tests.browser.not_built_yet import check_built, not_built_yet
 
@@ -128,6 +128,19 @@ def add_practitioner(app: LiveApp, email: str, name: str, role: str) -> pyotp.TO
         not_built_yet("storykeep practitioner add")
     assert made.returncode == 0, made.stderr
     return pyotp.TOTP(json.loads(made.stdout)["totp_secret"])
+
+
+def add_reviewer(app: LiveApp, email: str, name: str) -> pyotp.TOTP:
+    """The operator registers the review service (once) and an independent reviewer of
+    emergency access; the new account's authenticator secret is printed once."""
+    agency = app.cli("agency", "add", REVIEW_SERVICE, "--purpose", "oversight")
+    assert agency.returncode == 0 or "already exists" in agency.stderr, agency.stderr
+    made = app.cli("reviewer", "add", email, "--agency", REVIEW_SERVICE, "--name", name,
+                   "--password-stdin", stdin=PASSWORD + "\n")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    added = json.loads(made.stdout)
+    assert added["reviewer"] is True and added["account"] == "created", added
+    return pyotp.TOTP(added["totp_secret"])
 
 
 def practitioner_sign_in(page: Page, email: str, totp: pyotp.TOTP) -> None:
