@@ -9,8 +9,11 @@ Both go through the same grant engine and audit log ("one policy path, not two")
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,9 +21,17 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser import quality, steps
-from tests.browser.agency import TEACHER, Agency, cli_json
+from tests.browser.agency import (
+    COUNCIL,
+    EMERGENCY_REASON,
+    SOCIAL_WORKER,
+    TEACHER,
+    Agency,
+    Council,
+    cli_json,
+)
 from tests.browser.conftest import NewPage
-from tests.browser.harness import LiveApp
+from tests.browser.harness import NARROW, LiveApp
 
 pytestmark = pytest.mark.live
 
@@ -277,3 +288,109 @@ def test_deleting_an_account(young_person: tuple[Page, str]) -> None:
     expect(page.get_by_role("alert")).to_be_visible()
     page.goto("/story")
     expect(page).to_have_url(re.compile(r"/signin"))
+
+
+def test_emergency_access_opened_used_seen_and_reviewed(
+    young_person: tuple[Page, str], council: Council, new_page: NewPage, live_app: LiveApp
+) -> None:
+    """Issue 5's "done means": an emergency access opened, used, seen by the young person
+    and reviewed, all through real interfaces."""
+    page, _ = young_person
+    # The council already knows the young person by a pairwise handle: they connected
+    # once, with a code and a yes, for care planning.
+    asked = council.ask_consent(steps.make_connection_code(page), ["education"])
+    assert asked.status_code == 200, asked.text
+    page.goto("/requests")
+    expect(page.locator("main")).to_contain_text(COUNCIL)
+    page.get_by_role("button", name=re.compile("^Yes")).click()
+    expect(page).to_have_url(re.compile(r"/sharing"))
+    time.sleep(1.1)  # the CIBA poll interval (harness.server_env)
+    handle = council.poll(asked.json()["auth_req_id"])["vault_handle"]
+
+    # 1. A child protection social worker opens emergency access over the backchannel,
+    #    with the handle, and the first token poll returns the token: nobody is asked.
+    opened = council.ask_emergency(handle, ["health"], EMERGENCY_REASON, hours=24)
+    assert opened.status_code == 200, opened.text
+    tokens = council.poll(opened.json()["auth_req_id"])
+    assert tokens["vault_handle"] == handle
+    [granted] = tokens["authorization_details"]
+    assert granted["type"] == "storykeep_emergency" and granted["categories"] == ["health"]
+    # 2. The council reads a record: health only, as asked.
+    read = council.records(handle, tokens["access_token"])
+    assert read.status_code == 200, read.text
+    assert [r["title"] for r in read.json()] == [HEALTH_CHECK[0]]
+
+    # 3. The young person sees it, on a phone, labelled "Emergency access", with no
+    #    stop button for it and never the worker's reason.
+    assert page.viewport_size == NARROW
+    page.goto("/sharing")
+    main = page.locator("main")
+    expect(main).to_contain_text(f"Emergency access: {SOCIAL_WORKER['name']} from {COUNCIL}")
+    expect(main).to_contain_text("Someone else will check it was right.")
+    expect(page.get_by_role("link", name=re.compile("^Stop sharing"))).to_have_count(1)
+    assert EMERGENCY_REASON not in main.inner_text()
+    assert_bars(new_page, page)
+    page.get_by_role("navigation").get_by_role("link", name=re.compile("looked")).click()
+    expect(main).to_contain_text("used Emergency access and did not ask you")
+    expect(main).to_contain_text(f"read your '{HEALTH_CHECK[0]}'")
+    expect(main).to_contain_text("in an emergency, to keep you safe")
+    assert EMERGENCY_REASON not in main.inner_text()
+    assert_bars(new_page, page)
+
+    # 4. An independent reviewer, registered by the operator, signs in and reviews it.
+    reviewer = new_page()
+    email = f"{steps.new_username('reviewer')}@review.example.org"
+    steps.practitioner_sign_in(reviewer, email, steps.add_reviewer(live_app, email, "Kim Park"))
+    # The practitioner home has no link to the reviews for a reviewer (the "Reviews"
+    # link shows only on the review pages), so the reviewer goes there by its address.
+    reviewer.goto("/practitioner/reviews")
+    expect(reviewer.get_by_role("heading", level=1)).to_have_text("Emergency access reviews")
+    cases = [a.get_attribute("href") or "" for a in reviewer.locator("main table a").all()]
+    for case in cases:  # open each case until this one, as a reviewer would
+        reviewer.goto(case)
+        if EMERGENCY_REASON in reviewer.locator("main").inner_text():
+            break
+    else:
+        raise AssertionError(f"no case with the reason among {cases}")
+    expect(reviewer.locator("main")).to_contain_text(SOCIAL_WORKER["name"])
+    assert_bars(new_page, reviewer, plain_words=False)
+    reviewer.get_by_label("Justified", exact=True).check()
+    reviewer.get_by_label("Notes").fill("Proportionate: two reports from a neighbour met the bar.")
+    reviewer.get_by_role("button", name="Save review").click()
+    expect(reviewer).to_have_url(re.compile(r"/practitioner/reviews\?done=1$"))
+    expect(reviewer.locator("main")).to_contain_text("Your review was saved")
+    reviewer.goto(case)
+    expect(reviewer.locator("main")).to_contain_text("Reviewed")
+    expect(reviewer.get_by_role("button", name="Save review")).to_have_count(0)
+    # The young person's "who has looked" says the case was read and checked.
+    page.goto("/audit")
+    expect(main).to_contain_text("checked if it was right")
+
+
+def _age_sessions(app: LiveApp, minutes: int) -> None:
+    """Make every young person's session look idle for ``minutes`` (the server's
+    SQLite database; the same as walking away from the phone)."""
+    path = app.env["STORYKEEP_DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        [(sample,)] = db.execute("SELECT last_seen_at FROM web_session LIMIT 1").fetchall()
+        then = (datetime.now(UTC) - timedelta(minutes=minutes)).replace(tzinfo=None)
+        shaped = then.isoformat(sep=" " if " " in str(sample) else "T")
+        db.execute("UPDATE web_session SET last_seen_at = ? WHERE revoked_at IS NULL", (shaped,))
+
+
+def test_a_session_that_times_out_says_why_and_comes_back(
+    new_page: NewPage, live_app: LiveApp
+) -> None:
+    page = new_page()
+    username = steps.new_username("sleepy")
+    steps.sign_up(page, username)
+    _age_sessions(live_app, minutes=31)  # STORYKEEP_SESSION_IDLE_MINUTES is 30
+    page.goto("/my-advocate")
+    expect(page).to_have_url(re.compile(r"/signin\?timeout=1&next=/my-advocate$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Please sign in again")
+    expect(page.get_by_role("status")).to_contain_text("because you were away for a while")
+    assert_bars(new_page, page)
+    page.get_by_label("Your username").fill(username)
+    page.get_by_label("Your password").fill(steps.PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/my-advocate$"))
