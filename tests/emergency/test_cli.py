@@ -17,7 +17,9 @@ from tests.emergency.kit import (
     COUNCIL,
     MARKER,
     REASON,
+    SOCIAL_WORKER,
     Connected,
+    bearer,
     connect,
     council_client,
     count,
@@ -25,6 +27,7 @@ from tests.emergency.kit import (
     open_emergency,
     operator_actions,
 )
+from tests.emergency.test_young_person import text_of
 from tests.grants.kit import AgencyClient
 from tests.practitioner.kit import add_agency, add_practitioner, post_signin, totp_now
 from tests.test_cli import storykeep
@@ -174,21 +177,37 @@ class TestListAndJobs:
 
     def test_deferred_notice_is_sent_only_after_the_deferral_ends(
         self, client: TestClient, env: dict[str, str], services: Services,
-        council: AgencyClient, alex: Connected,
+        council: AgencyClient, alex: Connected, worker: TestClient,
     ) -> None:  # fmt: skip
-        from tests.advocates.helpers import advocate_sign_up, invite
+        from tests.advocates.helpers import advocate_sign_up, invite, link_ids
 
         code = invite(client, alex.csrf)["code"]
-        with TestClient(client.app, base_url="https://testserver") as adv:
-            assert advocate_sign_up(adv, code).status_code == 303
+        adv = worker  # the advocate's browser, signed in for the whole test
+        assert advocate_sign_up(adv, code).status_code == 303
         defer = {"reason": "Telling now could alert the carer before the visit.", "days": 3}
         tokens = open_emergency(council, alex, defer_notice=defer)
+        read = client.get(f"/api/v1/vaults/{alex.handle}/records", headers=bearer(tokens))
+        assert read.status_code == 200, read.text
 
         def told() -> list[Any]:
             return run_sql(services, "SELECT recipient_kind, body FROM notification "
                            "WHERE kind = 'emergency' ORDER BY recipient_kind")  # fmt: skip
 
         assert told() == []
+        # Nobody is told yet, but the access is already in both audit views (SECURITY.md:
+        # "It always appears in the young person's and advocate's audit view").
+        trail = text_of(client.get("/audit").text)
+        assert f"{SOCIAL_WORKER['name']} ({COUNCIL}) used Emergency access" in trail
+        assert f"{SOCIAL_WORKER['name']} ({COUNCIL}) read your 'Plan {MARKER}'" in trail
+        events = client.get("/api/v1/me/audit").json()["events"]
+        mine = {e["action"] for e in events if e["grant_id"] == tokens["grant_id"]}
+        assert {"emergency:opened", "record:read"} <= mine
+        [link] = link_ids(adv)
+        seen = text_of(adv.get(f"/advocate/people/{link}").text)
+        assert "used emergency access and did not ask first" in seen
+        assert "Emergency access, opened" in seen
+        assert MARKER not in seen and REASON not in seen and "carer" not in seen
+        assert REASON not in trail and "carer" not in trail
         [(until,)] = run_sql(services, "SELECT notice_deferred_until FROM emergency_access")
         assert until is not None
         rows = run_sql(
@@ -197,7 +216,7 @@ class TestListAndJobs:
             g=tokens["grant_id"],
         )
         actions = [r[0] for r in rows]
-        assert actions == ["emergency:opened", "emergency:notice_deferred"]
+        assert actions == ["emergency:opened", "emergency:notice_deferred", "record:read"]
         job = run(env, "jobs", "run")
         assert job.returncode == 0 and "emergency notices 0" in job.stdout
         assert told() == []
