@@ -222,7 +222,7 @@ def record_add(
             if person is None:
                 _fail(f"no young person with the username {young_person!r}")
             vault = service.vault_of(session, person)
-            record = service.add_record(session, services.vault, Actor.operator(), vault, data)
+            record = service.add_record(session, services.vault, Actor.operator(), vault.id, data)
     except StorykeepError as exc:
         _fail(exc.message)
     _print_json({"id": record.id.hex, "vault_id": record.vault_id.hex, "category": category})

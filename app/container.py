@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from app.db import make_engine
+from app.group_commit import GroupCommitter
 from app.settings import Settings
 from grants.config import GrantsConfig
 from vault.keyring import Keyring
@@ -21,6 +22,8 @@ class Services:
     keys: KeyProvider
     keyring: Keyring
     grants: GrantsConfig
+    # The agency-facing hot path's writer (app/group_commit.py); it starts on first use.
+    committer: GroupCommitter
 
     @property
     def vault(self) -> VaultServices:
@@ -40,5 +43,6 @@ def build_services(settings: Settings, keys: KeyProvider | None = None) -> Servi
         connection_code_hours=settings.connection_code_hours,
     )
     return Services(
-        settings=settings, engine=engine, keys=keys, keyring=Keyring(keys), grants=grants
-    )
+        settings=settings, engine=engine, keys=keys, keyring=Keyring(keys), grants=grants,
+        committer=GroupCommitter(engine),
+    )  # fmt: skip

@@ -138,7 +138,7 @@ def load(session: Session, services: service.VaultServices) -> list[str]:
             )
         first_record = None
         for record in data["records"]:  # type: ignore[attr-defined]
-            added = service.add_record(session, services, operator, vault, record)
+            added = service.add_record(session, services, operator, vault.id, record)
             first_record = first_record or added
         if data["note"] and first_record is not None:
             service.add_note(

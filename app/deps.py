@@ -30,7 +30,8 @@ CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: a plain function here would cost every request a trip to the thread pool.
     services: Services = request.app.state.services
     return services
 

@@ -16,6 +16,7 @@ from app import exception_handlers
 from app.container import Services, build_services
 from app.jobs import JobRunner
 from app.middleware import (
+    GROUP_COMMITTED_PATHS,
     BodySizeLimitMiddleware,
     RequestSlotsMiddleware,
     SecurityHeadersMiddleware,
@@ -53,6 +54,7 @@ def _lifespan(
         finally:
             if runner is not None:
                 runner.stop()
+            services.committer.stop()  # finish what is queued before the process ends
 
     return lifespan
 
@@ -97,7 +99,9 @@ def create_app(
     app.include_router(insight_router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
     # Added last = outermost: headers go on every response, even a 413 or a 500.
-    app.add_middleware(RequestSlotsMiddleware, slots=settings.worker_threads)
+    app.add_middleware(
+        RequestSlotsMiddleware, slots=settings.worker_threads, exempt=GROUP_COMMITTED_PATHS
+    )
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(SecurityHeadersMiddleware)

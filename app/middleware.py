@@ -152,6 +152,11 @@ class UnexpectedErrorMiddleware:
             await send({"type": "http.response.body", "body": body})
 
 
+# Routes that never use the thread pool: their database work runs on the group
+# committer's own thread (app/group_commit.py), so they need no request slot.
+GROUP_COMMITTED_PATHS = ("/api/v1/vaults/", "/oauth/introspect")
+
+
 class RequestSlotsMiddleware:
     """Admit at most ``slots`` requests at once; the rest wait here, holding no thread.
 
@@ -161,15 +166,17 @@ class RequestSlotsMiddleware:
     to finish and commit. If every thread were held by requests waiting for that lock,
     nothing could move until a timeout. With no more requests in flight than threads,
     and each holding at most one thread at a time, the lock holder always gets one.
+    ``exempt`` paths hold no pool thread at all, so they cannot starve the others.
     """
 
-    def __init__(self, app: ASGIApp, slots: int) -> None:
+    def __init__(self, app: ASGIApp, slots: int, exempt: tuple[str, ...] = ()) -> None:
         self.app = app
         self.slots = slots
+        self.exempt = exempt
         self._semaphore: anyio.Semaphore | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
             await self.app(scope, receive, send)
             return
         if self._semaphore is None:  # made on first use, inside the running event loop

@@ -453,7 +453,7 @@ def seed_slice(job: SeedJob) -> list[Person]:
                             body=record_body(n),
                         )  # fmt: skip
                         record = vault_service.add_record(
-                            session, services.vault, operator, vault, data
+                            session, services.vault, operator, vault.id, data
                         )
                         records.append((record.id.hex, category))
                     people.append(Person(index, person.id.hex, username, vault.id.hex, records))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, delete, update
+from sqlalchemy import and_, bindparam, delete, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -25,6 +25,7 @@ from grants.models import (
     UsedAssertion,
 )
 from vault.db_types import utcnow
+from vault.driver_sql import DriverStatement
 
 
 # -- agencies and clients -----------------------------------------------------------------
@@ -53,17 +54,28 @@ _USED = UsedAssertion.__table__  # type: ignore[attr-defined]
 _FORGET_EXPIRED = delete(_USED).where(_USED.c.expires_at < bindparam("now"))
 
 
+_REMEMBER = {
+    # INSERT … ON CONFLICT DO NOTHING RETURNING: one statement, no savepoint, and it says
+    # for sure whether the row went in (rowcount is not reliable for this on every driver).
+    name: DriverStatement(
+        dialect_insert(_USED)
+        .values(
+            client_id=bindparam("client_id"),
+            jti=bindparam("jti"),
+            expires_at=bindparam("expires_at"),
+        )
+        .on_conflict_do_nothing()
+        .returning(_USED.c.jti)
+    )
+    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
 def remember_assertion(session: Session, client_id: str, jti: str, expires_at: datetime) -> bool:
-    """Record a jti; False if it was already there (a replay). One statement, no
-    savepoint: INSERT … ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike."""
+    """Record a jti; False if it was already there (a replay)."""
+    statement = _REMEMBER[session.get_bind().dialect.name]
     values = {"client_id": client_id, "jti": jti, "expires_at": expires_at}
-    if session.get_bind().dialect.name == "postgresql":
-        stmt: Any = pg_insert(_USED).values(**values).on_conflict_do_nothing()
-    else:
-        stmt = sqlite_insert(_USED).values(**values).on_conflict_do_nothing()
-    # RETURNING says for sure whether the row went in (rowcount is not reliable for this
-    # through every driver).
-    return session.execute(stmt.returning(_USED.c.jti)).first() is not None
+    return statement.first(session, values) is not None
 
 
 def forget_expired_assertions(session: Session) -> None:
@@ -71,7 +83,7 @@ def forget_expired_assertions(session: Session) -> None:
     session.execute(_FORGET_EXPIRED, {"now": utcnow()})
 
 
-_CLIENT_WITH_AGENCY = (
+_CLIENT_WITH_AGENCY = DriverStatement(
     sa_select(
         OAuthClient.__table__.c.client_id,  # type: ignore[attr-defined]
         OAuthClient.__table__.c.jwks,  # type: ignore[attr-defined]
@@ -91,9 +103,9 @@ _CLIENT_WITH_AGENCY = (
 )
 
 
-def client_with_agency(session: Session, client_id: str) -> Row[Any] | None:
+def client_with_agency(session: Session, client_id: str) -> Any:
     """The client and its agency in one prebuilt query (every OAuth call needs both)."""
-    return session.execute(_CLIENT_WITH_AGENCY, {"client_id": client_id}).first()
+    return _CLIENT_WITH_AGENCY.first(session, {"client_id": client_id})
 
 
 # -- connection codes and handles ------------------------------------------------------------
@@ -278,7 +290,7 @@ _HANDLE = PairwiseHandle.__table__  # type: ignore[attr-defined]
 
 # Built once, executed with bind parameters: building a statement per call costs more
 # than running it.
-_BEARER = (
+_BEARER = DriverStatement(
     sa_select(
         _TOKEN.c.kind,
         _TOKEN.c.client_id.label("token_client_id"),
@@ -312,12 +324,12 @@ _BEARER = (
     )
     .where(_TOKEN.c.token_hash == bindparam("token_hash"))
 )
-_TOUCH = (
+_TOUCH = DriverStatement(
     update(_GRANT).where(_GRANT.c.id == bindparam("grant_id")).values(last_used_at=bindparam("now"))
 )
 
 
-_INTROSPECT = (
+_INTROSPECT = DriverStatement(
     sa_select(
         _TOKEN.c.kind,
         _TOKEN.c.client_id,
@@ -346,16 +358,16 @@ _INTROSPECT = (
 )
 
 
-def introspection_row(session: Session, token_hash: str) -> Row[Any] | None:
+def introspection_row(session: Session, token_hash: str) -> Any:
     """Token, grant and the agency's handle in one prebuilt query (RFC 7662 calls)."""
-    return session.execute(_INTROSPECT, {"token_hash": token_hash}).first()
+    return _INTROSPECT.first(session, {"token_hash": token_hash})
 
 
-def bearer_row(session: Session, token_hash: str, handle: str) -> Row[Any] | None:
+def bearer_row(session: Session, token_hash: str, handle: str) -> Any:
     """Token, its grant, the grant's agency and the handle's vault, in one query: every
     resource call runs this, so it is one round trip and no ORM objects."""
-    return session.execute(_BEARER, {"token_hash": token_hash, "handle": handle}).first()
+    return _BEARER.first(session, {"token_hash": token_hash, "handle": handle})
 
 
 def touch_grant(session: Session, grant_id: uuid.UUID, now: datetime) -> None:
-    session.execute(_TOUCH, {"grant_id": grant_id, "now": now})
+    _TOUCH.execute(session, {"grant_id": grant_id, "now": now})

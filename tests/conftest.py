@@ -160,7 +160,7 @@ def add_record(services: Services, username: str, **overrides: Any) -> uuid.UUID
         assert person is not None
         vault = service.vault_of(session, person)
         record = service.add_record(
-            session, services.vault, Actor.operator(), vault, RecordCreate(**fields)
+            session, services.vault, Actor.operator(), vault.id, RecordCreate(**fields)
         )
     return record.id
 

@@ -26,6 +26,7 @@ class Keyring:
     def __init__(self, provider: KeyProvider) -> None:
         self.provider = provider
         self._cache: dict[tuple[uuid.UUID, uuid.UUID], tuple[float, DataKey]] = {}
+        self._current: dict[uuid.UUID, tuple[float, DataKey]] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -71,10 +72,21 @@ class Keyring:
         return key
 
     def current_key(self, session: Session, vault_id: uuid.UUID) -> DataKey:
+        """The key new content is sealed with. Remembered like unwrapped keys (a vault's
+        data key never changes: KEK rotation re-wraps it, erasure drops it and the cache)."""
+        with self._lock:
+            hit = self._current.get(vault_id)
+        if hit is not None and hit[0] >= time.monotonic():
+            return hit[1]
         row = repo.current_data_key(session, vault_id)
         if row is None:
             raise IntegrityFailure("This vault has no key.")
-        return self._cached(vault_id, row.id) or self._unwrap(vault_id, row)
+        key = self._cached(vault_id, row.id) or self._unwrap(vault_id, row)
+        with self._lock:
+            if len(self._current) >= CACHE_MAX:
+                self._current.clear()
+            self._current[vault_id] = (time.monotonic() + CACHE_SECONDS, key)
+        return key
 
     def key_by_id(self, session: Session, vault_id: uuid.UUID, key_id: uuid.UUID) -> DataKey:
         cached = self._cached(vault_id, key_id)
@@ -129,4 +141,5 @@ class Keyring:
         with self._lock:
             for cache_key in [k for k in self._cache if k[0] == vault_id]:
                 del self._cache[cache_key]
+            self._current.pop(vault_id, None)
         self.provider.destroy_vault_secret(vault_id)

@@ -19,6 +19,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from vault.driver_sql import DriverStatement
 from vault.models import (
     AgencyRecord,
     AgencyRecordVersion,
@@ -74,6 +75,20 @@ class VaultScope:
         stmt = _record_by_id(self.categories is not None, self.record_ids is not None)
         return stmt, params
 
+    def record_row(self, record_id: uuid.UUID) -> tuple[DriverStatement, dict[str, Any]]:
+        """``record_by_id`` for read-only use, run on the driver (the agencies' hot path):
+        the same filters, one prebuilt statement per shape of scope."""
+        params: dict[str, Any] = {"vault_id": self.vault_id, "record_id": record_id}
+        categories = sorted(self.categories) if self.categories is not None else None
+        ids = sorted(self.record_ids) if self.record_ids is not None else None
+        params.update({f"category_{i}": c for i, c in enumerate(categories or ())})
+        params.update({f"record_{i}": r for i, r in enumerate(ids or ())})
+        shape = (
+            len(categories) if categories is not None else None,
+            len(ids) if ids is not None else None,
+        )
+        return _record_row(*shape), params
+
     def entries(self) -> SelectOfScalar[StoryEntry]:
         query = select(StoryEntry).where(StoryEntry.vault_id == self.vault_id)
         if not self.story:
@@ -93,6 +108,37 @@ def _record_by_id(by_category: bool, by_ids: bool) -> SelectOfScalar[AgencyRecor
     if by_ids:
         query = query.where(col(AgencyRecord.id).in_(bindparam("record_ids", expanding=True)))
     return query
+
+
+_RECORD = AgencyRecord.__table__  # type: ignore[attr-defined]
+
+
+@functools.lru_cache(maxsize=64)
+def _record_row(categories: int | None, ids: int | None) -> DriverStatement:
+    query = sa_select(_RECORD).where(
+        _RECORD.c.vault_id == bindparam("vault_id"), _RECORD.c.id == bindparam("record_id")
+    )
+    if categories == 0:  # a grant of story only: no records at all
+        query = query.where(false())
+    elif categories is not None:
+        query = query.where(
+            _RECORD.c.category.in_(
+                [
+                    bindparam(f"category_{i}", type_=_RECORD.c.category.type)
+                    for i in range(categories)
+                ]
+            )
+        )
+    if ids == 0:
+        query = query.where(false())
+    elif ids is not None:
+        # Typed: the driver gets what the column's type makes of a UUID (hex on SQLite).
+        query = query.where(
+            _RECORD.c.id.in_(
+                [bindparam(f"record_{i}", type_=_RECORD.c.id.type) for i in range(ids)]
+            )
+        )
+    return DriverStatement(query)
 
 
 _NOTES = (
@@ -185,8 +231,52 @@ def get_record(session: Session, scope: VaultScope, record_id: uuid.UUID) -> Age
     return session.exec(stmt, params=params).first()
 
 
-def notes_for_record(session: Session, record: AgencyRecord) -> Sequence[ViewNote]:
+_VAULT = Vault.__table__  # type: ignore[attr-defined]
+_VAULT_ERASED_AT = DriverStatement(
+    sa_select(_VAULT.c.erased_at).where(_VAULT.c.id == bindparam("vault_id"))
+)
+_RECORD_COLUMNS = (
+    "id", "vault_id", "agency", "author_name", "author_role", "category", "shanarri",
+    "title_sealed", "body_sealed", "occurred_at", "created_at", "version",
+)  # fmt: skip
+_INSERT_RECORD = DriverStatement(insert(_RECORD).values({c: bindparam(c) for c in _RECORD_COLUMNS}))
+
+
+def vault_is_open(session: Session, vault_id: uuid.UUID) -> bool:
+    """The vault exists and has not been erased."""
+    row = _VAULT_ERASED_AT.first(session, {"vault_id": vault_id})
+    return row is not None and row.erased_at is None
+
+
+def insert_record(session: Session, record: AgencyRecord) -> None:
+    """Write a new record (built but not added to the session) with one driver statement."""
+    _INSERT_RECORD.execute(session, {c: getattr(record, c) for c in _RECORD_COLUMNS})
+
+
+def record_row(session: Session, scope: VaultScope, record_id: uuid.UUID) -> Any:
+    """One record in scope as a read-only row with the model's attribute names, or None."""
+    statement, params = scope.record_row(record_id)
+    return statement.first(session, params)
+
+
+def notes_for_record(session: Session, record: Any) -> Sequence[ViewNote]:
     return session.exec(_NOTES, params={"vault_id": record.vault_id, "record_id": record.id}).all()
+
+
+_NOTE_TABLE = ViewNote.__table__  # type: ignore[attr-defined]
+_NOTE_ROWS = DriverStatement(
+    sa_select(_NOTE_TABLE)
+    .where(
+        _NOTE_TABLE.c.vault_id == bindparam("vault_id"),
+        _NOTE_TABLE.c.record_id == bindparam("record_id"),
+    )
+    .order_by(_NOTE_TABLE.c.created_at)
+)
+
+
+def note_rows(session: Session, record: Any) -> list[Any]:
+    """``notes_for_record`` as read-only rows, run on the driver (hot path)."""
+    return _NOTE_ROWS.all(session, {"vault_id": record.vault_id, "record_id": record.id})
 
 
 def delete_vault_content(session: Session, vault_id: uuid.UUID) -> None:
@@ -204,13 +294,18 @@ _HEAD = AuditHead.__table__  # type: ignore[attr-defined]
 _EVENT = AuditEvent.__table__  # type: ignore[attr-defined]
 
 
-_LOCK_HEAD = (
+# Every read appends: these run on the driver (vault/driver_sql.py).
+_LOCK_HEAD = DriverStatement(
     sa_select(_HEAD.c.seq, _HEAD.c.entry_hash)
     .where(_HEAD.c.chain == bindparam("chain"))
     .with_for_update()
 )
-_INSERT_EVENT = insert(_EVENT)
-_UPDATE_HEAD = (
+_EVENT_COLUMNS = (
+    "chain", "seq", "occurred_at", "action", "actor_type", "actor_id", "actor_label", "agency",
+    "purpose", "grant_id", "object_type", "object_id", "prev_hash", "entry_hash",
+)  # fmt: skip
+_INSERT_EVENT = DriverStatement(insert(_EVENT).values({c: bindparam(c) for c in _EVENT_COLUMNS}))
+_UPDATE_HEAD = DriverStatement(
     update(_HEAD)
     .where(_HEAD.c.chain == bindparam("head_chain"))
     .values(
@@ -224,7 +319,7 @@ _UPDATE_HEAD = (
 
 def lock_audit_head_row(session: Session, chain: str) -> tuple[int, str] | None:
     """(seq, entry_hash) of a chain's head, locked. Prebuilt Core: it is on the hot path."""
-    row = session.execute(_LOCK_HEAD, {"chain": chain}).first()
+    row = _LOCK_HEAD.first(session, {"chain": chain})
     return (row[0], row[1]) if row else None
 
 
@@ -239,14 +334,14 @@ def insert_audit_head(
 
 
 def insert_audit_event(session: Session, values: dict[str, object]) -> None:
-    session.execute(_INSERT_EVENT, values)
+    _INSERT_EVENT.execute(session, values)
 
 
 def update_audit_head(
     session: Session, chain: str, seq: int, entry_hash: str, signature: str, at: datetime
 ) -> None:
-    session.execute(
-        _UPDATE_HEAD,
+    _UPDATE_HEAD.execute(
+        session,
         {"head_chain": chain, "seq": seq, "entry_hash": entry_hash, "signature": signature,
          "signed_at": at},
     )  # fmt: skip
@@ -379,6 +474,23 @@ _STATEMENTS = (
     )
     .order_by(col(CorrectionRequest.statement_at), col(CorrectionRequest.id))
 )
+
+
+_CORRECTION = CorrectionRequest.__table__  # type: ignore[attr-defined]
+_STATEMENT_ROWS = DriverStatement(
+    sa_select(_CORRECTION)
+    .where(
+        _CORRECTION.c.vault_id == bindparam("vault_id"),
+        _CORRECTION.c.record_id == bindparam("record_id"),
+        _CORRECTION.c.statement_sealed.is_not(None),
+    )
+    .order_by(_CORRECTION.c.statement_at, _CORRECTION.c.id)
+)
+
+
+def statement_rows(session: Session, record: Any) -> list[Any]:
+    """``statements_for_record`` as read-only rows, run on the driver (hot path)."""
+    return _STATEMENT_ROWS.all(session, {"vault_id": record.vault_id, "record_id": record.id})
 
 
 def statements_for_record(session: Session, record: AgencyRecord) -> Sequence[CorrectionRequest]:

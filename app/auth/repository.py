@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from sqlalchemy import bindparam
@@ -9,6 +10,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from app.auth.models import Advocate, Practitioner, SignInThrottle, StaffSession, WebSession
+from vault.driver_sql import DriverStatement
 
 
 def session_by_token_hash(session: Session, token_hash: str) -> WebSession | None:
@@ -22,14 +24,22 @@ def lock_throttle(session: Session, key: str) -> SignInThrottle | None:
 
 
 _THROTTLE = SignInThrottle.__table__  # type: ignore[attr-defined]
-_THROTTLE_COUNTS = sa_select(
-    _THROTTLE.c.key, _THROTTLE.c.window_started_at, _THROTTLE.c.failures
-).where(_THROTTLE.c.key.in_(bindparam("keys", expanding=True)))
+
+
+@functools.lru_cache(maxsize=4)
+def _throttle_counts(keys: int) -> DriverStatement:
+    # One prebuilt statement per number of keys (always two today: account and address);
+    # it runs before every sign-in and every OAuth client authentication.
+    return DriverStatement(
+        sa_select(_THROTTLE.c.key, _THROTTLE.c.window_started_at, _THROTTLE.c.failures).where(
+            _THROTTLE.c.key.in_([bindparam(f"key_{i}") for i in range(keys)])
+        )
+    )
 
 
 def throttle_counts(session: Session, keys: list[str]) -> dict[str, tuple[datetime, int]]:
     """Window start and failures per key, without locking (the common, successful case)."""
-    rows = session.execute(_THROTTLE_COUNTS, {"keys": keys}).all()
+    rows = _throttle_counts(len(keys)).all(session, {f"key_{i}": k for i, k in enumerate(keys)})
     return {row.key: (row.window_started_at, row.failures) for row in rows}
 
 

@@ -5,9 +5,11 @@ function of the matching ``grants.oauth`` module. RFC error bodies come back unc
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.auth import service as auth
@@ -25,13 +27,25 @@ MAX_FIELDS = 20
 
 
 async def oauth_form(request: Request) -> dict[str, str]:
-    """application/x-www-form-urlencoded only; a parameter may appear once (RFC 6749 3.1)."""
+    """application/x-www-form-urlencoded only; a parameter may appear once (RFC 6749 3.1).
+
+    Parsed here with the standard library: these forms are small and flat, and this runs
+    on every OAuth call (the body size is already bounded by the middleware)."""
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         raise InvalidRequestError(description="send application/x-www-form-urlencoded")
-    form = await request.form(max_fields=MAX_FIELDS, max_files=0)
+    body = await request.body()
+    try:
+        pairs = parse_qsl(
+            body.decode("ascii"), keep_blank_values=True, max_num_fields=MAX_FIELDS,
+            errors="strict",
+        )  # fmt: skip
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequestError(
+            description="the form is not valid or has too many fields"
+        ) from None
     out: dict[str, str] = {}
-    for key, value in form.multi_items():
-        if key in out or not isinstance(value, str):
+    for key, value in pairs:
+        if key in out:
             raise InvalidRequestError(description=f"parameter {key!r} must appear once, as text")
         out[key] = value
     return out
@@ -40,22 +54,32 @@ async def oauth_form(request: Request) -> dict[str, str]:
 OAuthForm = Annotated[dict[str, str], Depends(oauth_form)]
 
 
+def _authenticate_in(
+    session: Session, services: Services, form: dict[str, str], authorization: str | None,
+    url: str, address: str,
+) -> AuthenticatedClient:  # fmt: skip
+    """Failed client authentications are throttled per address, like sign-ins
+    (SECURITY.md: login and token endpoints are rate-limited). A failure is counted in
+    this same transaction, and kept even though the call fails (``keeps_changes``)."""
+    # Agency systems get counters of their own: a school's misconfigured client must never
+    # lock its pupils out of signing in from the same network.
+    throttle_key = f"oauth-client:{address}"
+    auth.check_throttle(session, services.settings, throttle_key, throttle_key)
+    try:
+        return rfc7523.authenticate(session, services.grants, form, authorization, url)
+    except InvalidClientError as exc:
+        auth.record_failure(session, services.settings, throttle_key, throttle_key)
+        exc.keeps_changes = True
+        raise
+
+
 def _authenticate(
     services: Services, form: dict[str, str], authorization: str | None, url: str, address: str
 ) -> AuthenticatedClient:
-    """Failed client authentications are throttled per address, like sign-ins
-    (SECURITY.md: login and token endpoints are rate-limited)."""
-    # Agency systems get counters of their own: a school's misconfigured client must never
-    # lock its pupils out of signing in from the same network.
-    throttle_key, throttle_address = f"oauth-client:{address}", f"oauth-client:{address}"
-    try:
-        with transaction(services.engine) as session:
-            auth.check_throttle(session, services.settings, throttle_key, throttle_address)
-            return rfc7523.authenticate(session, services.grants, form, authorization, url)
-    except InvalidClientError:
-        with transaction(services.engine) as session:
-            auth.record_failure(session, services.settings, throttle_key, throttle_address)
-        raise
+    """Client authentication in its own committed transaction, so a used ``jti`` stays
+    used even if the call then fails."""
+    with transaction(services.engine) as session:
+        return _authenticate_in(session, services, form, authorization, url, address)
 
 
 async def oauth_client(
@@ -111,11 +135,19 @@ def token(form: OAuthForm, client: Client, db: DbSession, services: ServicesDep)
 
 
 @router.post(rfc8414.INTROSPECTION_PATH)
-def introspect(
-    form: OAuthForm, client: Client, db: DbSession, services: ServicesDep
-) -> JSONResponse:
-    """RFC 7662 introspection."""
-    return _json(rfc7662.introspect(db, services.grants, client, form))
+async def introspect(request: Request, form: OAuthForm) -> JSONResponse:
+    """RFC 7662 introspection. Resource servers call this on every request they serve, so
+    client authentication and the token check run as one group-committed job
+    (app/group_commit.py); the used ``jti`` commits even when authentication then fails."""
+    services: Services = request.app.state.services
+    url = services.settings.issuer.rstrip("/") + request.url.path
+    authorization, address = request.headers.get("authorization"), client_address(request)
+
+    def job(session: Session) -> dict[str, Any]:
+        client = _authenticate_in(session, services, form, authorization, url, address)
+        return rfc7662.introspect(session, services.grants, client, form)
+
+    return _json(await services.committer.run(job))
 
 
 @router.post(rfc8414.REVOCATION_PATH)

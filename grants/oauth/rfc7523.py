@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 import json
 import secrets
@@ -96,11 +97,7 @@ def _by_assertion(
         # Every client has its JWKS: --allow-secret adds Basic, it never removes the key.
         raise invalid_client("unknown client")
     try:
-        token = jwt.decode(
-            assertion,
-            KeySet.import_key_set(client.jwks),  # validated when registered
-            algorithms=list(ACCEPTED_ALGORITHMS),
-        )
+        token = jwt.decode(assertion, _key_set(client.jwks), algorithms=list(ACCEPTED_ALGORITHMS))
     except (JoseError, ValueError):
         raise invalid_client("client_assertion signature does not verify") from None
     _check_claims(config, token.claims, client_id, endpoint_url)
@@ -108,6 +105,18 @@ def _by_assertion(
     return AuthenticatedClient(
         client_id=client_id, agency_id=client.agency_id, agency_name=client.agency_name
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _key_set_of(jwks: str) -> KeySet:
+    return KeySet.import_key_set(json.loads(jwks))
+
+
+def _key_set(jwks: str | dict[str, Any]) -> KeySet:
+    """The client's public keys, parsed once per distinct JWKS (validated when the client
+    was registered). Keyed by the JWKS text itself, so a changed key set is never served
+    from the cache, and a disabled client is still refused by the lookup before this."""
+    return _key_set_of(jwks if isinstance(jwks, str) else json.dumps(jwks, sort_keys=True))
 
 
 def _check_claims(

@@ -1,0 +1,145 @@
+"""The group committer (app/group_commit.py): many requests, one transaction and one
+durable commit, and still each request's own outcome.
+
+These drive the committer directly, because what they attack (a failing job among good
+ones, a commit that fails) cannot be arranged through HTTP; the HTTP behaviour of the
+routes that use it is covered in tests/grants/test_flow.py and test_live_oauth.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+from sqlmodel import Session
+
+from app.container import Services
+from app.group_commit import BatchNotCommitted, GroupCommitter
+from tests.conftest import run_sql
+from vault.errors import NotFound
+
+
+class KeptFailure(Exception):
+    keeps_changes = True
+
+
+def _remember(session: Session, marker: str) -> str:
+    """A write the tests can look for afterwards: a sign-in throttle row."""
+    session.execute(
+        text(
+            "INSERT INTO sign_in_throttle (key, window_started_at, failures) "
+            "VALUES (:key, CURRENT_TIMESTAMP, 1)"
+        ),
+        {"key": marker},
+    )
+    return marker
+
+
+def _written(services: Services, prefix: str) -> set[str]:
+    rows = run_sql(services, "SELECT key FROM sign_in_throttle WHERE key LIKE :p", p=f"{prefix}%")
+    return {row[0] for row in rows}
+
+
+async def _gather(committer: GroupCommitter, jobs: list[Any]) -> list[Any]:
+    return await asyncio.gather(*(committer.run(job) for job in jobs), return_exceptions=True)
+
+
+def test_jobs_submitted_together_share_batches_and_each_gets_its_own_result(
+    services: Services,
+) -> None:
+    committer = GroupCommitter(services.engine)
+    prefix = uuid.uuid4().hex[:8]
+    release = threading.Event()
+
+    def slow_first(session: Session) -> str:
+        release.wait(5)  # hold the writer so the others queue up behind it
+        return _remember(session, f"{prefix}-first")
+
+    def job(n: int) -> Any:
+        return lambda session: _remember(session, f"{prefix}-{n}")
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(committer.run(slow_first))
+        await asyncio.sleep(0.05)
+        rest = asyncio.ensure_future(_gather(committer, [job(n) for n in range(20)]))
+        await asyncio.sleep(0.05)
+        release.set()
+        return [await first, *(await rest)]
+
+    results = asyncio.run(scenario())
+    committer.stop()
+    assert results == [f"{prefix}-first", *(f"{prefix}-{n}" for n in range(20))]
+    assert _written(services, prefix) == set(results)
+    # 21 jobs, but the 20 that waited went in together: far fewer commits than jobs.
+    assert committer.jobs == 21
+    assert committer.batches <= 3
+
+
+def test_a_failing_job_rolls_back_only_its_own_work(services: Services) -> None:
+    committer = GroupCommitter(services.engine)
+    prefix = uuid.uuid4().hex[:8]
+
+    def fails_after_writing(session: Session) -> None:
+        _remember(session, f"{prefix}-lost")
+        raise NotFound("no such record")
+
+    def keeps(session: Session) -> None:
+        _remember(session, f"{prefix}-kept")
+        raise KeptFailure()
+
+    jobs = [
+        lambda s: _remember(s, f"{prefix}-a"),
+        fails_after_writing,
+        keeps,
+        lambda s: _remember(s, f"{prefix}-b"),
+    ]
+    results = asyncio.run(_gather(committer, jobs))
+    committer.stop()
+    assert results[0] == f"{prefix}-a" and results[3] == f"{prefix}-b"
+    assert isinstance(results[1], NotFound)
+    assert isinstance(results[2], KeptFailure)
+    # The failed job's write is gone; the one whose error keeps changes stayed.
+    assert _written(services, prefix) == {f"{prefix}-a", f"{prefix}-b", f"{prefix}-kept"}
+
+
+def test_when_the_commit_fails_nobody_is_told_their_work_landed(services: Services) -> None:
+    committer = GroupCommitter(services.engine)
+    prefix = uuid.uuid4().hex[:8]
+
+    def refuse(*_args: Any) -> None:
+        raise OSError("disk full")
+
+    event.listen(services.engine, "commit", refuse)
+    try:
+        results = asyncio.run(
+            _gather(committer, [lambda s, n=n: _remember(s, f"{prefix}-{n}") for n in range(5)])
+        )
+    finally:
+        event.remove(services.engine, "commit", refuse)
+    assert all(isinstance(r, BatchNotCommitted) for r in results), results
+    assert _written(services, prefix) == set()
+    # The writer recovers: the next batch commits normally.
+    assert asyncio.run(committer.run(lambda s: _remember(s, f"{prefix}-after"))) == (
+        f"{prefix}-after"
+    )
+    committer.stop()
+    assert _written(services, prefix) == {f"{prefix}-after"}
+
+
+def test_the_writer_ends_when_idle_and_starts_again_on_demand(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.group_commit.IDLE_SECONDS", 0.05)
+    committer = GroupCommitter(services.engine)
+    assert asyncio.run(committer.run(lambda _s: 1)) == 1
+    for _ in range(100):
+        if committer._thread is None:
+            break
+        threading.Event().wait(0.02)
+    assert committer._thread is None  # no thread, no connection held while idle
+    assert asyncio.run(committer.run(lambda _s: 2)) == 2
+    committer.stop()

@@ -1,0 +1,92 @@
+"""Statements run on the driver (vault/driver_sql.py) must read and write exactly what
+the ORM does, on SQLite and PostgreSQL alike: same UUIDs, the same timezone-aware
+times, the same JSON. Otherwise audit hashes or grant checks would quietly differ."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import Session, select
+
+from app.container import Services
+from app.db import transaction
+from tests.conftest import add_record, run_sql
+from vault import audit, service
+from vault import repository as repo
+from vault.actors import Actor
+from vault.models import AgencyRecord, AuditEvent, Vault
+from vault.repository import VaultScope
+
+
+def _vault_of(session: Session, username: str) -> Vault:
+    person = repo.get_young_person_by_username(session, username)
+    assert person is not None
+    return service.vault_of(session, person)
+
+
+def _person(services: Services, username: str) -> None:
+    with transaction(services.engine) as session:
+        service.create_young_person(session, services.vault, None, username, "x" * 20)
+
+
+def test_a_record_written_on_the_driver_reads_back_the_same_through_the_orm(
+    services: Services,
+) -> None:
+    _person(services, "kim")
+    when = datetime(2026, 3, 3, 10, 14, 5, 123456, tzinfo=UTC)
+    record_id = add_record(
+        services, "kim", shanarri=["safe", "achieving"], occurred_at=when, title="Report"
+    )
+    with transaction(services.engine) as session:
+        orm = session.get(AgencyRecord, record_id)
+        assert orm is not None
+        assert orm.occurred_at == when and orm.occurred_at.tzinfo is not None
+        assert orm.shanarri == ["achieving", "safe"]
+        assert orm.created_at.tzinfo is not None
+        row = repo.record_row(session, VaultScope.owner(orm.vault_id), record_id)
+    for column in ("id", "vault_id", "shanarri", "occurred_at", "created_at", "version"):
+        assert getattr(row, column) == getattr(orm, column), column
+    assert bytes(row.body_sealed) == orm.body_sealed
+
+
+def test_a_scoped_row_is_only_found_inside_the_scope(services: Services) -> None:
+    _person(services, "kim")
+    education = add_record(services, "kim", category="education")
+    health = add_record(services, "kim", category="health")
+    with transaction(services.engine) as session:
+        vault_id = _vault_of(session, "kim").id
+        only_education = VaultScope(vault_id, categories=frozenset({"education"}))
+        assert repo.record_row(session, only_education, education) is not None
+        assert repo.record_row(session, only_education, health) is None
+        named = VaultScope(vault_id, categories=None, record_ids=frozenset({health}))
+        assert repo.record_row(session, named, education) is None
+        assert repo.record_row(session, named, health) is not None
+        nothing = VaultScope(vault_id, categories=frozenset())
+        assert repo.record_row(session, nothing, education) is None
+        other_vault = VaultScope(uuid.uuid4())
+        assert repo.record_row(session, other_vault, education) is None
+
+
+def test_audit_entries_appended_on_the_driver_verify(services: Services) -> None:
+    _person(services, "kim")
+    with transaction(services.engine) as session:
+        vault = _vault_of(session, "kim")
+        for n in range(3):
+            audit.append(
+                session, services.keys, vault.id.hex, Actor.operator(), "record:read",
+                object_type="agency_record", object_id=f"{n:032x}",
+            )  # fmt: skip
+    with transaction(services.engine) as session:
+        reports = {r.chain: r for r in audit.verify_all(session, services.keys)}
+        events = session.exec(select(AuditEvent).where(AuditEvent.chain == vault.id.hex)).all()
+    assert reports[vault.id.hex].problem is None
+    assert reports[vault.id.hex].entries == 4  # vault:created, then three reads
+    assert all(e.occurred_at.tzinfo is not None for e in events)
+    # Stored times are UTC and recent, whatever the database's own time zone.
+    newest = max(e.occurred_at for e in events)
+    assert abs(datetime.now(UTC) - newest) < timedelta(minutes=1)
+    assert (
+        run_sql(services, "SELECT COUNT(*) FROM audit_event WHERE chain = :c", c=vault.id.hex)[0][0]
+        == 4
+    )
