@@ -175,39 +175,38 @@ class GroupCommitter:
         self.jobs += len(batch)
         with connection.begin():  # SQLite: BEGIN IMMEDIATE (app/db.py)
             cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            # One ORM session for the batch, bound to its connection; it never commits
+            # or closes the transaction itself ("rollback_only").
+            session = Session(bind=connection, join_transaction_mode="rollback_only")
             try:
                 for pending in batch:
-                    pending.outcome = _run_job(connection, cursor, pending.job)
+                    pending.outcome = _run_job(session, cursor, pending.job)
                     if not connection.in_transaction():
-                        # A job's session rolled the whole transaction back: nothing of
-                        # this batch can be reported as done.
+                        # The session rolled the whole transaction back: nothing of this
+                        # batch can be reported as done.
                         raise RuntimeError("the batch transaction was rolled back")
             finally:
+                session.close()
                 cursor.close()
         # Leaving the block committed the transaction: the batch is durable.
 
 
-def _run_job(connection: Connection, cursor: Any, job: Job) -> tuple[bool, Any]:
+def _run_job(session: Session, cursor: Any, job: Job) -> tuple[bool, Any]:
     """One job in its own savepoint. Plain driver SQL for the savepoint itself: it runs
     twice a request, and the driver's statement is a fraction of SQLAlchemy's cost."""
     cursor.execute("SAVEPOINT hot_job")
-    session = Session(bind=connection, join_transaction_mode="rollback_only")
     try:
         result = job(session)
         session.flush()
-    except BaseException as exc:
+    except Exception as exc:  # noqa: BLE001 - handed to the job's waiter
         if getattr(exc, "keeps_changes", False):
             session.flush()
-            cursor.execute("RELEASE SAVEPOINT hot_job")
         else:
-            session.expunge_all()
             cursor.execute("ROLLBACK TO SAVEPOINT hot_job")
-            cursor.execute("RELEASE SAVEPOINT hot_job")
-        if not isinstance(exc, Exception):
-            raise
+        # Objects loaded or changed by this job may not match the database any more.
+        session.expunge_all()
+        cursor.execute("RELEASE SAVEPOINT hot_job")
         return (False, exc)
-    finally:
-        session.close()
     cursor.execute("RELEASE SAVEPOINT hot_job")
     return (True, result)
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from joserfc import jws, jwt
+from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlmodel import Session
@@ -62,15 +62,20 @@ def authenticate(
     raise invalid_client("client authentication is required (private_key_jwt)")
 
 
-def _peek(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
+# Built once: only the asymmetric algorithms, so "none" and HS* can never verify.
+_REGISTRY = jws.construct_registry(list(ACCEPTED_ALGORITHMS))
+
+
+def _peek(assertion: str) -> tuple[jws.CompactSignature, dict[str, Any], dict[str, Any]]:
+    """Parse the compact JWS once: its header and its (not yet trusted) claims."""
     try:
-        compact = jws.extract_compact(assertion.encode())
+        compact = jws.extract_compact(assertion.encode(), registry=_REGISTRY)
         claims = json.loads(compact.payload)
     except (JoseError, ValueError, TypeError):
         raise invalid_client("client_assertion is not a signed JWT") from None
     if not isinstance(claims, dict):
         raise invalid_client("client_assertion claims must be a JSON object")
-    return dict(compact.headers()), claims
+    return compact, dict(compact.headers()), claims
 
 
 def _by_assertion(
@@ -81,13 +86,13 @@ def _by_assertion(
     assertion = form["client_assertion"]
     if len(assertion) > 8_000:
         raise invalid_client("client_assertion is too long")
-    header, unverified = _peek(assertion)
+    compact, header, claims = _peek(assertion)
     alg = header.get("alg")
     if alg not in ACCEPTED_ALGORITHMS:
         raise invalid_client(
             f"alg {alg!r} is not accepted; use one of {', '.join(ACCEPTED_ALGORITHMS)}"
         )
-    client_id = unverified.get("iss")
+    client_id = claims.get("iss")
     if not isinstance(client_id, str):
         raise invalid_client("client_assertion needs iss")
     if form.get("client_id") not in (None, client_id):
@@ -97,11 +102,14 @@ def _by_assertion(
         # Every client has its JWKS: --allow-secret adds Basic, it never removes the key.
         raise invalid_client("unknown client")
     try:
-        token = jwt.decode(assertion, _key_set(client.jwks), algorithms=list(ACCEPTED_ALGORITHMS))
+        verified = jws.validate_compact(compact, _key_set(client.jwks), registry=_REGISTRY)
     except (JoseError, ValueError):
-        raise invalid_client("client_assertion signature does not verify") from None
-    _check_claims(config, token.claims, client_id, endpoint_url)
-    _remember_jti(session, client_id, token.claims["jti"], token.claims["exp"])
+        verified = False
+    if not verified:
+        raise invalid_client("client_assertion signature does not verify")
+    # The claims parsed above are the signed payload: trusted from here on.
+    _check_claims(config, claims, client_id, endpoint_url)
+    _remember_jti(session, client_id, claims["jti"], claims["exp"])
     return AuthenticatedClient(
         client_id=client_id, agency_id=client.agency_id, agency_name=client.agency_name
     )
