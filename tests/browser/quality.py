@@ -73,12 +73,15 @@ def assert_no_axe_violations(page: Page) -> None:
 @dataclass
 class Weight:
     """gzip sizes in bytes. HTML, CSS and JS count towards the 30 KB; images are
-    reported beside them."""
+    reported beside them. ``html_raw`` and ``raw`` are the uncompressed bytes of the HTML
+    and of HTML+CSS+JS, for comparison (a proxy that does not compress sends those)."""
 
     html: int = 0
     css: int = 0
     js: int = 0
     images: int = 0
+    html_raw: int = 0
+    raw: int = 0
     files: list[tuple[str, int]] = field(default_factory=list)
 
     @property
@@ -121,6 +124,7 @@ def page_weight(url: str, cookies: Mapping[str, str] | None = None) -> Weight:
         page = http.get(url)
         page.raise_for_status()
         weight.html = gzip_size(page.content)
+        weight.html_raw = weight.raw = len(page.content)
         weight.files.append((url, weight.html))
         parser = _Links()
         parser.feed(page.text)
@@ -135,6 +139,8 @@ def page_weight(url: str, cookies: Mapping[str, str] | None = None) -> Weight:
             got.raise_for_status()
             size = gzip_size(got.content)
             setattr(weight, kind, getattr(weight, kind) + size)
+            if kind != "images":
+                weight.raw += len(got.content)
             weight.files.append((link, size))
             if kind == "css":
                 todo += [("css", urljoin(link, m)) for m in _CSS_IMPORT.findall(got.text)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
@@ -127,3 +128,8 @@ def test_weight_counts_gzip_of_html_and_linked_css(
     found = measured(PAGES[0])
     assert found.weight.html > 0 and found.weight.css > 0
     assert found.weight.counted == found.weight.html + found.weight.css + found.weight.js
+    # The uncompressed figures the report shows beside it: the HTML as served, and
+    # HTML+CSS+JS, each bigger than its gzip.
+    served = httpx.get(found.url).content
+    assert found.weight.html_raw == len(served) > found.weight.html
+    assert found.weight.raw > found.weight.html_raw and found.weight.raw > found.weight.counted
