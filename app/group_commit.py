@@ -29,6 +29,7 @@ import asyncio
 import logging
 import queue
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -44,6 +45,8 @@ log = logging.getLogger("storykeep.group_commit")
 MAX_BATCH = 64
 # How long an idle writer keeps its connection, and then its thread.
 IDLE_SECONDS = 1.0
+# Writer lanes on PostgreSQL: enough for round trips to overlap on a small machine.
+POSTGRES_LANES = 4
 
 
 @dataclass
@@ -52,6 +55,7 @@ class _Pending:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     outcome: tuple[bool, Any] = field(default=(False, None))
+    retried: bool = False
 
 
 class WriterStopped(RuntimeError):
@@ -63,11 +67,47 @@ class BatchNotCommitted(RuntimeError):
 
 
 class GroupCommitter:
-    """Runs hot-path jobs on one writer thread, a batch per transaction.
+    """Runs hot-path jobs on writer lanes, a batch per transaction.
 
-    ``await committer.run(job)`` runs ``job(session)`` with a Session bound to the batch's
-    connection, inside a savepoint, and returns its result once the batch has committed.
+    ``await committer.run(job, key)`` runs ``job(session)`` with a Session bound to the
+    batch's connection, inside a savepoint, and returns its result once the batch has
+    committed. SQLite has one lane (it has one writer anyway). PostgreSQL has several, so
+    one lane's round trips to the server overlap another's; jobs with the same ``key``
+    (the agency's handle for a young person) always share a lane, so one vault's audit
+    appends queue in one place instead of waiting on each other's row locks.
     """
+
+    def __init__(self, engine: Engine, lanes: int | None = None) -> None:
+        if lanes is None:
+            lanes = 1 if engine.dialect.name == "sqlite" else POSTGRES_LANES
+        self._lanes = [_Lane(engine) for _ in range(lanes)]
+        self._next = 0
+
+    @property
+    def batches(self) -> int:
+        return sum(lane.batches for lane in self._lanes)
+
+    @property
+    def jobs(self) -> int:
+        return sum(lane.jobs for lane in self._lanes)
+
+    def stop(self) -> None:
+        """Finish the jobs already queued, then stop every lane (server shutdown)."""
+        for lane in self._lanes:
+            lane.stop()
+
+    async def run(self, job: Callable[[Session], T], key: str | None = None) -> T:
+        """Run ``job`` in its lane's next batch; its result once that batch has committed."""
+        if key is not None:
+            lane = self._lanes[zlib.crc32(key.encode()) % len(self._lanes)]
+        else:
+            self._next = (self._next + 1) % len(self._lanes)
+            lane = self._lanes[self._next]
+        return await lane.run(job)
+
+
+class _Lane:
+    """One writer thread with its own queue and connection."""
 
     def __init__(self, engine: Engine, max_batch: int = MAX_BATCH) -> None:
         self.engine = engine
@@ -165,6 +205,13 @@ class GroupCommitter:
                     connection.close()
                     connection = None
                 for pending in batch:
+                    ok, value = pending.outcome
+                    if not ok and not pending.retried and _is_retryable(value):
+                        # Chosen as a deadlock victim (or a serialization failure) by
+                        # PostgreSQL: its savepoint was rolled back; run it once more.
+                        pending.retried = True
+                        self._queue.put(pending)
+                        continue
                     _resolve(pending)
         finally:
             if connection is not None:
@@ -209,6 +256,18 @@ def _run_job(session: Session, cursor: Any, job: Job) -> tuple[bool, Any]:
         return (False, exc)
     cursor.execute("RELEASE SAVEPOINT hot_job")
     return (True, result)
+
+
+# PostgreSQL's deadlock_detected and serialization_failure: the statement was refused so
+# that another transaction could go on; trying again is the documented remedy.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    sqlstate = getattr(exc, "sqlstate", None) or getattr(
+        getattr(exc, "orig", None), "sqlstate", None
+    )
+    return sqlstate in RETRYABLE_SQLSTATES
 
 
 def _resolve(pending: _Pending) -> None:

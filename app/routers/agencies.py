@@ -42,7 +42,7 @@ async def _answer(
         grant = access.authorize(db, services.grants, authorization, handle, notifier)
         return work(db, services, grant)
 
-    body = await services.committer.run(job)
+    body = await services.committer.run(job, key=handle)
     return Response(body, status_code=status_code, media_type="application/json")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+import zlib
 from typing import Any
 
 import pytest
@@ -51,7 +52,7 @@ async def _gather(committer: GroupCommitter, jobs: list[Any]) -> list[Any]:
 def test_jobs_submitted_together_share_batches_and_each_gets_its_own_result(
     services: Services,
 ) -> None:
-    committer = GroupCommitter(services.engine)
+    committer = GroupCommitter(services.engine, lanes=1)
     prefix = uuid.uuid4().hex[:8]
     release = threading.Event()
 
@@ -137,9 +138,41 @@ def test_the_writer_ends_when_idle_and_starts_again_on_demand(
     committer = GroupCommitter(services.engine)
     assert asyncio.run(committer.run(lambda _s: 1)) == 1
     for _ in range(100):
-        if committer._thread is None:
+        if committer._lanes[0]._thread is None:
             break
         threading.Event().wait(0.02)
-    assert committer._thread is None  # no thread, no connection held while idle
+    assert committer._lanes[0]._thread is None  # no thread, no connection held while idle
     assert asyncio.run(committer.run(lambda _s: 2)) == 2
+    committer.stop()
+
+
+def test_lanes_run_side_by_side_and_a_key_always_picks_the_same_lane(
+    services: Services, backend: str
+) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite has one writer, so the committer keeps one lane there")
+    committer = GroupCommitter(services.engine, lanes=2)
+    first_started, second_done = threading.Event(), threading.Event()
+    keys = [f"handle-{n}" for n in range(50)]
+    lane_of = {k: zlib.crc32(k.encode()) % 2 for k in keys}
+    key_a = next(k for k in keys if lane_of[k] == 0)
+    key_b = next(k for k in keys if lane_of[k] == 1)
+
+    def waits_for_the_other_lane(_session: Session) -> str:
+        first_started.set()
+        # With one writer this would wait forever: the other job queues behind it.
+        assert second_done.wait(10)
+        return "a"
+
+    def runs_meanwhile(_session: Session) -> str:
+        assert first_started.wait(10)
+        second_done.set()
+        return "b"
+
+    async def scenario() -> list[Any]:
+        a = asyncio.ensure_future(committer.run(waits_for_the_other_lane, key=key_a))
+        b = asyncio.ensure_future(committer.run(runs_meanwhile, key=key_b))
+        return [await a, await b]
+
+    assert asyncio.run(scenario()) == ["a", "b"]
     committer.stop()
