@@ -44,5 +44,5 @@ def build_services(settings: Settings, keys: KeyProvider | None = None) -> Servi
     )
     return Services(
         settings=settings, engine=engine, keys=keys, keyring=Keyring(keys), grants=grants,
-        committer=GroupCommitter(engine),
+        committer=GroupCommitter(engine, settings.writer_lanes),
     )  # fmt: skip

@@ -45,8 +45,6 @@ log = logging.getLogger("storykeep.group_commit")
 MAX_BATCH = 64
 # How long an idle writer keeps its connection, and then its thread.
 IDLE_SECONDS = 1.0
-# Writer lanes on PostgreSQL: enough for round trips to overlap on a small machine.
-POSTGRES_LANES = 4
 
 
 @dataclass
@@ -77,9 +75,9 @@ class GroupCommitter:
     appends queue in one place instead of waiting on each other's row locks.
     """
 
-    def __init__(self, engine: Engine, lanes: int | None = None) -> None:
-        if lanes is None:
-            lanes = 1 if engine.dialect.name == "sqlite" else POSTGRES_LANES
+    def __init__(self, engine: Engine, lanes: int = 2) -> None:
+        if engine.dialect.name == "sqlite":
+            lanes = 1  # one writer at a time: more lanes would only queue for the lock
         self._lanes = [_Lane(engine) for _ in range(lanes)]
         self._next = 0
 
@@ -204,6 +202,7 @@ class _Lane:
                     connection.invalidate()
                     connection.close()
                     connection = None
+                done: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
                 for pending in batch:
                     ok, value = pending.outcome
                     if not ok and not pending.retried and _is_retryable(value):
@@ -212,7 +211,10 @@ class _Lane:
                         pending.retried = True
                         self._queue.put(pending)
                         continue
-                    _resolve(pending)
+                    done.setdefault(pending.loop, []).append(pending)
+                for loop, settled in done.items():
+                    # One wake-up of each event loop for the whole batch, not one a job.
+                    loop.call_soon_threadsafe(_settle, settled)
         finally:
             if connection is not None:
                 connection.close()
@@ -270,15 +272,13 @@ def _is_retryable(exc: BaseException) -> bool:
     return sqlstate in RETRYABLE_SQLSTATES
 
 
-def _resolve(pending: _Pending) -> None:
-    ok, value = pending.outcome
-
-    def settle() -> None:
-        if pending.future.cancelled():
-            return
+def _settle(batch: list[_Pending]) -> None:
+    """On the waiters' event loop: hand each its result or its error."""
+    for pending in batch:
+        if pending.future.cancelled():  # the client went away
+            continue
+        ok, value = pending.outcome
         if ok:
             pending.future.set_result(value)
         else:
             pending.future.set_exception(value)
-
-    pending.loop.call_soon_threadsafe(settle)
