@@ -85,11 +85,18 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
     """Serve the web app and API."""
+    import gc
+
     import uvicorn
 
     from app.main import create_app
 
     app = create_app(services=_services(), run_jobs=True)
+    # Everything built so far lives as long as the process: move it out of the cyclic
+    # garbage collector's sight, so its full collections stop re-scanning it under load
+    # (docs/benchmarks.md: fewer, shorter pauses; https://docs.python.org/3/library/gc.html#gc.freeze).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(app, host=host, port=port, proxy_headers=True, server_header=False)
 
 

@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 
 from app import exception_handlers
 from app.container import Services, build_services
+from app.db import WalCheckpointer
 from app.jobs import JobRunner
 from app.middleware import (
     GROUP_COMMITTED_PATHS,
@@ -45,6 +46,8 @@ def _lifespan(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         # The lifecycle job and outbox delivery, in-process while serving (app/jobs.py).
+        checkpointer = WalCheckpointer(services.engine)
+        checkpointer.start()
         runner = None
         if run_jobs and settings.jobs_interval_seconds > 0:
             runner = JobRunner(services, settings.jobs_interval_seconds)
@@ -55,6 +58,7 @@ def _lifespan(
             if runner is not None:
                 runner.stop()
             services.committer.stop()  # finish what is queued before the process ends
+            checkpointer.stop()
 
     return lifespan
 
