@@ -36,7 +36,7 @@ from app.deps import (
 from app.errors import CsrfFailed
 from app.jobs import notifier_for
 from app.web_session import clear_staff_cookie, set_staff_cookie
-from grants import access
+from grants import access, emergency
 from grants import repository as grants_repo
 from grants import service as grants_service
 from grants.access import AgencyRecordWrite, GrantEnded, PageReader
@@ -259,7 +259,9 @@ def oidc_callback(request: Request, services: ServicesDep) -> Response:
 @router.get("")
 def home(request: Request, user: PractitionerPage, db: DbSession) -> HTMLResponse:
     mine = grants_service.practitioner_home(db, user.practitioner.id, user.agency.id)
-    return _render(request, "practitioner/home.html", user, home=mine)
+    # Independent reviewers find their emergency reviews from here (the nav link).
+    reviewer = emergency.is_reviewer(db, user.practitioner.id)
+    return _render(request, "practitioner/home.html", user, home=mine, is_reviewer=reviewer)
 
 
 def _request_form(

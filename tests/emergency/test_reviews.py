@@ -90,6 +90,8 @@ class TestPages:
         self, client: TestClient, worker: TestClient, services: Services, council: AgencyClient,
         alex: Connected, case_id: str, reviewer: str,
     ) -> None:  # fmt: skip
+        home = worker.get("/practitioner")
+        assert 'href="/practitioner/reviews"' in home.text  # reviewers find their reviews
         listed = worker.get("/practitioner/reviews")
         assert listed.status_code == 200
         assert 'href="/practitioner/reviews"' in listed.text  # the nav link, for reviewers

@@ -64,6 +64,7 @@ class TestWhoCanSee:
         words = text_of(page.text)
         assert "Emergency access: Ali Khan from Example Council" in words
         assert EXPLAINED in words and "Childline" in words
+        assert "Child protection" in words and "child_protection" not in words.lower()
         # The consented grant is still shown the ordinary way, with its stop button.
         assert words.count("Stop sharing") == 1
         assert f'href="/sharing/{opened["grant_id"]}' not in page.text.replace("-", "")
