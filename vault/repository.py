@@ -141,13 +141,6 @@ def _record_row(categories: int | None, ids: int | None) -> DriverStatement:
     return DriverStatement(query)
 
 
-_NOTES = (
-    select(ViewNote)
-    .where(ViewNote.vault_id == bindparam("vault_id"), ViewNote.record_id == bindparam("record_id"))
-    .order_by(col(ViewNote.created_at))
-)
-
-
 # -- people and vaults -----------------------------------------------------------------
 def get_young_person_by_username(session: Session, username: str) -> YoungPerson | None:
     return session.exec(select(YoungPerson).where(YoungPerson.username == username)).first()
@@ -259,10 +252,6 @@ def record_row(session: Session, scope: VaultScope, record_id: uuid.UUID) -> Any
     return statement.first(session, params)
 
 
-def notes_for_record(session: Session, record: Any) -> Sequence[ViewNote]:
-    return session.exec(_NOTES, params={"vault_id": record.vault_id, "record_id": record.id}).all()
-
-
 _NOTE_TABLE = ViewNote.__table__  # type: ignore[attr-defined]
 _NOTE_ROWS = DriverStatement(
     sa_select(_NOTE_TABLE)
@@ -275,7 +264,7 @@ _NOTE_ROWS = DriverStatement(
 
 
 def note_rows(session: Session, record: Any) -> list[Any]:
-    """``notes_for_record`` as read-only rows, run on the driver (hot path)."""
+    """A record's "my view" notes, oldest first, as read-only rows (run on the driver)."""
     return _NOTE_ROWS.all(session, {"vault_id": record.vault_id, "record_id": record.id})
 
 
@@ -465,17 +454,6 @@ def record_ids_of_corrections(
 
 
 # -- corrections: statements, versions, and the writing agency's inbox ---------------------------
-_STATEMENTS = (
-    select(CorrectionRequest)
-    .where(
-        CorrectionRequest.vault_id == bindparam("vault_id"),
-        CorrectionRequest.record_id == bindparam("record_id"),
-        col(CorrectionRequest.statement_sealed).is_not(None),
-    )
-    .order_by(col(CorrectionRequest.statement_at), col(CorrectionRequest.id))
-)
-
-
 _CORRECTION = CorrectionRequest.__table__  # type: ignore[attr-defined]
 _STATEMENT_ROWS = DriverStatement(
     sa_select(_CORRECTION)
@@ -489,15 +467,9 @@ _STATEMENT_ROWS = DriverStatement(
 
 
 def statement_rows(session: Session, record: Any) -> list[Any]:
-    """``statements_for_record`` as read-only rows, run on the driver (hot path)."""
+    """The corrections of a record that carry a statement (they go wherever it goes), as
+    read-only rows run on the driver."""
     return _STATEMENT_ROWS.all(session, {"vault_id": record.vault_id, "record_id": record.id})
-
-
-def statements_for_record(session: Session, record: AgencyRecord) -> Sequence[CorrectionRequest]:
-    """The corrections of a record that carry a statement: they go wherever it goes."""
-    return session.exec(
-        _STATEMENTS, params={"vault_id": record.vault_id, "record_id": record.id}
-    ).all()
 
 
 def correction_of_record(

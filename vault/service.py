@@ -1007,7 +1007,7 @@ def _agency_view(
     # only through a grant).
     shown = _record_public(session, services, record, with_notes=False)
     shown.statements = [
-        _statement_public(session, services, c) for c in repo.statements_for_record(session, record)
+        _statement_public(session, services, c) for c in repo.statement_rows(session, record)
     ]
     view = AgencyCorrectionView(
         id=correction.id,
