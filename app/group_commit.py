@@ -222,14 +222,17 @@ class _Lane:
     def _run_batch(self, connection: Connection, batch: list[_Pending]) -> None:
         self.batches += 1
         self.jobs += len(batch)
-        with connection.begin():  # SQLite: BEGIN IMMEDIATE (app/db.py)
+        # A job alone in its batch needs no savepoint: the transaction is its own.
+        alone = len(batch) == 1
+        transaction = connection.begin()  # SQLite: BEGIN IMMEDIATE (app/db.py)
+        try:
             cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             # One ORM session for the batch, bound to its connection; it never commits
             # or closes the transaction itself ("rollback_only").
             session = Session(bind=connection, join_transaction_mode="rollback_only")
             try:
                 for pending in batch:
-                    pending.outcome = _run_job(session, cursor, pending.job)
+                    pending.outcome = _run_job(session, cursor, pending.job, not alone)
                     if not connection.in_transaction():
                         # The session rolled the whole transaction back: nothing of this
                         # batch can be reported as done.
@@ -237,26 +240,37 @@ class _Lane:
             finally:
                 session.close()
                 cursor.close()
-        # Leaving the block committed the transaction: the batch is durable.
+            ok, value = batch[0].outcome
+            if alone and not ok and not getattr(value, "keeps_changes", False):
+                transaction.rollback()  # its only job failed: nothing of it may stay
+            else:
+                transaction.commit()  # the batch is durable from here
+        except BaseException:
+            if transaction.is_active:
+                transaction.rollback()
+            raise
 
 
-def _run_job(session: Session, cursor: Any, job: Job) -> tuple[bool, Any]:
-    """One job in its own savepoint. Plain driver SQL for the savepoint itself: it runs
-    twice a request, and the driver's statement is a fraction of SQLAlchemy's cost."""
-    cursor.execute("SAVEPOINT hot_job")
+def _run_job(session: Session, cursor: Any, job: Job, savepoint: bool) -> tuple[bool, Any]:
+    """One job, in its own savepoint when it shares the batch. Plain driver SQL for the
+    savepoint itself: it runs twice a request, at a fraction of SQLAlchemy's cost."""
+    if savepoint:
+        cursor.execute("SAVEPOINT hot_job")
     try:
         result = job(session)
         session.flush()
     except Exception as exc:  # noqa: BLE001 - handed to the job's waiter
         if getattr(exc, "keeps_changes", False):
             session.flush()
-        else:
+        elif savepoint:
             cursor.execute("ROLLBACK TO SAVEPOINT hot_job")
         # Objects loaded or changed by this job may not match the database any more.
         session.expunge_all()
-        cursor.execute("RELEASE SAVEPOINT hot_job")
+        if savepoint:
+            cursor.execute("RELEASE SAVEPOINT hot_job")
         return (False, exc)
-    cursor.execute("RELEASE SAVEPOINT hot_job")
+    if savepoint:
+        cursor.execute("RELEASE SAVEPOINT hot_job")
     return (True, result)
 
 

@@ -176,3 +176,29 @@ def test_lanes_run_side_by_side_and_a_key_always_picks_the_same_lane(
 
     assert asyncio.run(scenario()) == ["a", "b"]
     committer.stop()
+
+
+def test_a_job_alone_in_its_batch_is_rolled_back_or_kept_as_its_error_says(
+    services: Services,
+) -> None:
+    committer = GroupCommitter(services.engine, lanes=1)
+    prefix = uuid.uuid4().hex[:8]
+
+    def fails_after_writing(session: Session) -> None:
+        _remember(session, f"{prefix}-lost")
+        raise NotFound("no such record")
+
+    def keeps(session: Session) -> None:
+        _remember(session, f"{prefix}-kept")
+        raise KeptFailure()
+
+    # One at a time, so each is alone in its batch (no savepoint is used then).
+    for job, error in ((fails_after_writing, NotFound), (keeps, KeptFailure)):
+        with pytest.raises(error):
+            asyncio.run(committer.run(job))
+    assert asyncio.run(committer.run(lambda s: _remember(s, f"{prefix}-next"))) == (
+        f"{prefix}-next"
+    )
+    committer.stop()
+    assert committer.batches == committer.jobs == 3
+    assert _written(services, prefix) == {f"{prefix}-kept", f"{prefix}-next"}
