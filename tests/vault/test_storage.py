@@ -298,6 +298,37 @@ class TestFailures:
         assert client.get("/api/v1/me/entries").json() == []
         assert run_sql(built, "SELECT count(*) FROM story_entry")[0][0] == 0
 
+    def test_failed_audit_write_fails_an_agency_read_and_write(
+        self, flaky: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The agencies' routes are group-committed (app/group_commit.py): a read or write
+        whose audit append fails must fail, show nothing and leave nothing behind."""
+        from tests.grants.kit import agency_client
+        from tests.grants.test_flow import bearer, granted, records_url
+
+        provider, built, client = flaky
+        csrf = sign_up(client, "alex")
+        record_id = add_record(built, "alex", title="Secret-ish report")
+        school = agency_client(client, built)
+        tokens = granted(client, school, {"csrf": csrf}, actions=["read", "write"])
+        events = run_sql(built, "SELECT count(*) FROM audit_event")[0][0]
+        provider.signing_down = True
+        read = client.get(f"{records_url(tokens)}/{record_id}", headers=bearer(tokens))
+        assert read.status_code == 500 and "Secret-ish" not in read.text
+        wrote = client.post(
+            records_url(tokens),
+            json={"category": "education", "title": "Secret-ish new", "body": "b"},
+            headers=bearer(tokens),
+        )
+        assert wrote.status_code == 500 and "Secret-ish" not in wrote.text
+        assert "Secret-ish" not in caplog.text and "Traceback" not in caplog.text
+        provider.signing_down = False
+        assert run_sql(built, "SELECT count(*) FROM audit_event")[0][0] == events
+        assert run_sql(built, "SELECT count(*) FROM agency_record")[0][0] == 1
+        again = client.get(f"{records_url(tokens)}/{record_id}", headers=bearer(tokens))
+        assert again.status_code == 200 and again.json()["title"] == "Secret-ish report"
+        assert run_sql(built, "SELECT count(*) FROM audit_event")[0][0] == events + 1
+
 
 def test_sqlite_runs_wal_full_with_foreign_keys(services: Services) -> None:
     if not services.settings.is_sqlite:
