@@ -114,7 +114,7 @@ class _Lane:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopping = False
-        # Counters for the benchmark's report: how many batches, and how many jobs.
+        # How many batches, and how many jobs in them (tests and diagnostics).
         self.batches = 0
         self.jobs = 0
 
