@@ -1,12 +1,13 @@
-"""Group commit for the agency-facing hot path: one writer thread, one transaction and one
-durable flush for the work of every request that arrived while the last one ran.
+"""Group commit for the agency-facing hot path: a writer thread (one per lane), one
+transaction and one durable flush for the work of every request that arrived while the
+last batch ran.
 
 Why: every authorized read writes an audit row, and SECURITY.md wants that row durable
 before the response (SQLite ``synchronous=FULL``, PostgreSQL ``synchronous_commit=on``).
 One commit per request means one disk flush per request, and on SQLite every request
 also queues for the write lock. Here the writer takes all the jobs waiting, runs each in
-its own SAVEPOINT inside one transaction, commits once, and only then answers each
-request. So:
+its own SAVEPOINT inside one transaction (a job alone needs none), commits once, and
+only then answers each request. So:
 
 * each response is still sent only after its own audit row is durable (nothing is
   acknowledged that a crash could lose);
