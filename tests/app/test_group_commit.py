@@ -45,6 +45,14 @@ def _written(services: Services, prefix: str) -> set[str]:
     return {row[0] for row in rows}
 
 
+def _writes_then_raises(marker: str, error: Exception) -> Any:
+    def job(session: Session) -> None:
+        _remember(session, marker)
+        raise error
+
+    return job
+
+
 async def _gather(committer: GroupCommitter, jobs: list[Any]) -> list[Any]:
     return await asyncio.gather(*(committer.run(job) for job in jobs), return_exceptions=True)
 
@@ -84,13 +92,8 @@ def test_a_failing_job_rolls_back_only_its_own_work(services: Services) -> None:
     committer = GroupCommitter(services.engine)
     prefix = uuid.uuid4().hex[:8]
 
-    def fails_after_writing(session: Session) -> None:
-        _remember(session, f"{prefix}-lost")
-        raise NotFound("no such record")
-
-    def keeps(session: Session) -> None:
-        _remember(session, f"{prefix}-kept")
-        raise KeptFailure()
+    fails_after_writing = _writes_then_raises(f"{prefix}-lost", NotFound("no such record"))
+    keeps = _writes_then_raises(f"{prefix}-kept", KeptFailure())
 
     jobs = [
         lambda s: _remember(s, f"{prefix}-a"),
@@ -184,13 +187,8 @@ def test_a_job_alone_in_its_batch_is_rolled_back_or_kept_as_its_error_says(
     committer = GroupCommitter(services.engine, lanes=1)
     prefix = uuid.uuid4().hex[:8]
 
-    def fails_after_writing(session: Session) -> None:
-        _remember(session, f"{prefix}-lost")
-        raise NotFound("no such record")
-
-    def keeps(session: Session) -> None:
-        _remember(session, f"{prefix}-kept")
-        raise KeptFailure()
+    fails_after_writing = _writes_then_raises(f"{prefix}-lost", NotFound("no such record"))
+    keeps = _writes_then_raises(f"{prefix}-kept", KeptFailure())
 
     # One at a time, so each is alone in its batch (no savepoint is used then).
     for job, error in ((fails_after_writing, NotFound), (keeps, KeptFailure)):
