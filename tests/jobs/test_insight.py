@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 from datetime import timedelta
 
 import pytest
@@ -102,13 +103,18 @@ def seeded(client: TestClient, services: Services) -> dict[str, AgencyClient]:
     return {"big": big_client, "small": small_client}
 
 
+def report_by_agency(env: dict[str, str]) -> dict[str, Any]:
+    """`storykeep report --json`, keyed by agency name."""
+    result = storykeep(env, "report", "--json")
+    assert result.returncode == 0, result.stderr
+    return {a["agency"]: a for a in json.loads(result.stdout)["agencies"]}
+
+
 class TestReportCommand:
     def test_table_and_json_suppress_small_counts(
         self, seeded: dict[str, AgencyClient], env: dict[str, str]
     ) -> None:
-        result = storykeep(env, "report", "--json")
-        assert result.returncode == 0, result.stderr
-        by_name = {a["agency"]: a for a in json.loads(result.stdout)["agencies"]}
+        by_name = report_by_agency(env)
         big, small = by_name["Big School"], by_name["Small Club"]
         assert big["requests_made"] == 22 + 7
         assert big["emergency_uses"] == 7
@@ -204,9 +210,7 @@ class TestComplementarySuppression:
     def test_report_json_and_table(
         self, leaky: dict[str, AgencyClient], env: dict[str, str]
     ) -> None:
-        result = storykeep(env, "report", "--json")
-        assert result.returncode == 0, result.stderr
-        by_name = {a["agency"]: a for a in json.loads(result.stdout)["agencies"]}
+        by_name = report_by_agency(env)
         club = by_name["Leaky Club"]
         assert club["requests_made"] == 20
         assert club["approved_as_asked_percent"] == 60.0
