@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
