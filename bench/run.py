@@ -1022,7 +1022,7 @@ def start_profiler(cfg: Config, server: Server, out: Path) -> subprocess.Popen[b
     if not cfg.pyspy or server.process is None:
         return None
     argv = [str(BIN / "py-spy"), "record", "--pid", str(server.process.pid),
-            "--duration", str(cfg.seconds), "--rate", "100", "--nonblocking",
+            "--duration", str(cfg.seconds), "--rate", "200", "--nonblocking", "--gil",
             "--format", "raw", "--output", str(out)]  # fmt: skip
     return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

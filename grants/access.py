@@ -22,7 +22,7 @@ minute at most), so a grant read all hour long costs one or two checks, not one 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ from grants.oauth.errors import InvalidTokenError
 from grants.oauth.tokens import hash_token
 from grants.schemas import PractitionerGrantView
 from grants.service import practitioner_actor
+from vault import repository as vault_repo
 from vault import service as vault_service
 from vault.actors import Actor
 from vault.db_types import utcnow
@@ -119,6 +120,9 @@ class AgencyAccess:
     scope: VaultScope
     # Set when a read now may be the first this hour: then the young person may be told.
     notifier: Notifier | None = None
+    # The record asked for, read with the token check (``authorize(record_id=…)``) and not
+    # yet held to the scope: get_record does that.
+    fetched: vault_repo.FetchedRecord | None = None
 
     @property
     def can_write(self) -> bool:
@@ -127,11 +131,17 @@ class AgencyAccess:
 
 def authorize(
     session: Session, config: GrantsConfig, authorization: str | None, handle: str,
-    notifier: Notifier | None = None,
+    notifier: Notifier | None = None, record_id: uuid.UUID | None = None,
 ) -> AgencyAccess:  # fmt: skip
+    """Check the bearer token and its grant for this handle. ``record_id``: the call reads
+    that record, so fetch it in the same statement (get_record then applies the scope)."""
     if not authorization or not authorization.startswith("Bearer ") or len(authorization) > 300:
         raise InvalidTokenError(description="a Bearer access token is required")
-    row = repo.bearer_row(session, hash_token(config, authorization[7:].strip()), handle)
+    token_hash = hash_token(config, authorization[7:].strip())
+    if record_id is None:
+        row = repo.bearer_row(session, token_hash, handle)
+    else:
+        row = repo.bearer_row_and_record(session, token_hash, handle, record_id)
     if row is None:
         raise InvalidTokenError(description="the access token is not valid")
     now = utcnow()
@@ -152,7 +162,10 @@ def authorize(
         raise InvalidTokenError(description="the access token is no longer active")
     if row.handle_vault_id != grant.vault_id:  # another agency's handle, or another person
         raise NotFound("No such vault.")
-    return grant_access(session, grant, row.agency_name, row.last_used_at, now, notifier)
+    access = grant_access(session, grant, row.agency_name, row.last_used_at, now, notifier)
+    if record_id is None:
+        return access
+    return replace(access, fetched=vault_repo.record_from(row, record_id))
 
 
 @dataclass(frozen=True)
@@ -250,7 +263,9 @@ def get_record(
 ) -> RecordPublic:  # fmt: skip
     if "read" not in access.grant.actions:
         raise InsufficientGrant()
-    record = vault_service.get_record(session, services, access.actor, access.scope, record_id)
+    record = vault_service.get_record(
+        session, services, access.actor, access.scope, record_id, access.fetched
+    )
     _tell_owner(session, access, {record.category})
     return record
 

@@ -23,6 +23,19 @@ from vault.models import AuditEvent, AuditHead
 
 OPERATOR_CHAIN = "operator"
 
+# The head of each chain as this process last wrote it: (seq, entry_hash). Only a guess,
+# used to skip locking and reading the head before an append. The append is a
+# compare-and-swap (``repo.advance_audit_head``), so a stale guess (another process
+# appended, or a transaction rolled back) costs one statement and changes nothing.
+_known_heads: dict[str, tuple[int, str]] = {}
+KNOWN_HEADS_MAX = 100_000  # about 20 MB at most; cleared whole when full
+
+
+def _know_head(chain: str, seq: int, entry_hash: str) -> None:
+    if len(_known_heads) >= KNOWN_HEADS_MAX:
+        _known_heads.clear()
+    _known_heads[chain] = (seq, entry_hash)
+
 
 def event_fields(event: AuditEvent) -> dict[str, Any]:
     """The dict form hashed by the chain, exported, and verified offline."""
@@ -91,11 +104,35 @@ def append(
     """Append one entry to ``chain`` in the caller's transaction and re-sign the head.
     Returns the entry's sequence number.
 
-    The head row is locked (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions
-    are already serial), so two appends to one vault never share a sequence number.
-    This is on every read's hot path, so it runs as three Core statements.
+    Two appends to one vault never share a sequence number, and no entry is hashed
+    against anything but the head it follows. This is on every read's hot path, so it
+    first tries the head this process last wrote, as a compare-and-swap: one statement
+    on PostgreSQL, two on SQLite. If the head has moved on, it locks the head row
+    (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions are already serial),
+    reads it, and appends after it.
     """
-    head_seq, head_hash = _locked_head(session, keys, chain)
+    known = _known_heads.get(chain)
+    if known is not None:
+        event, signature = _next_event(keys, chain, known, actor, action, object_type, object_id)
+        if repo.advance_audit_head(session, known, event, signature):
+            _know_head(chain, event["seq"], event["entry_hash"])
+            return int(event["seq"])
+    head = _locked_head(session, keys, chain)
+    event, signature = _next_event(keys, chain, head, actor, action, object_type, object_id)
+    repo.insert_audit_event(session, event)
+    repo.update_audit_head(
+        session, chain, event["seq"], event["entry_hash"], signature, event["occurred_at"]
+    )
+    _know_head(chain, event["seq"], event["entry_hash"])
+    return int(event["seq"])
+
+
+def _next_event(
+    keys: KeyProvider, chain: str, head: tuple[int, str], actor: Actor, action: str,
+    object_type: str | None, object_id: str | None,
+) -> tuple[dict[str, Any], str]:  # fmt: skip
+    """The entry that follows ``head`` (seq, entry_hash), and the head's new signature."""
+    head_seq, head_hash = head
     now = utcnow()
     fields: dict[str, Any] = {
         "chain": chain,
@@ -112,10 +149,8 @@ def append(
     }
     digest = chainlib.entry_hash(head_hash, {**fields, "occurred_at": now.isoformat()})
     seq = head_seq + 1
-    repo.insert_audit_event(session, {**fields, "seq": seq, "prev_hash": head_hash,
-                                      "entry_hash": digest})  # fmt: skip
-    repo.update_audit_head(session, chain, seq, digest, _signature(keys, chain, seq, digest), now)
-    return seq
+    event = {**fields, "seq": seq, "prev_hash": head_hash, "entry_hash": digest}
+    return event, _signature(keys, chain, seq, digest)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from sqlalchemy.sql.elements import ClauseElement
 from sqlmodel import Session
 
 Processor = Callable[[Any], Any] | None
+# ``session.info`` key of a DB-API cursor on the session's connection, lent for reuse.
+SHARED_CURSOR = "storykeep.driver_cursor"
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,11 @@ class DriverStatement:
             name: (process(params[name]) if process is not None else params[name])
             for name, process in compiled.binds.items()
         }
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        # A caller running many statements on one connection (the group committer) lends
+        # its cursor; making one costs more than some of these statements.
+        cursor = session.info.get(SHARED_CURSOR)
+        if cursor is None:
+            cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         if compiled.positional is not None:
             cursor.execute(compiled.sql, [values[name] for name in compiled.positional])
         else:
@@ -81,19 +87,24 @@ class DriverStatement:
 
     def execute(self, session: Session, params: Mapping[str, Any]) -> None:
         cursor, _ = self._run(session, params)
-        cursor.close()
+        _done_with(session, cursor)
 
     def first(self, session: Session, params: Mapping[str, Any]) -> Any:
         cursor, compiled = self._run(session, params)
         raw = cursor.fetchone()
-        cursor.close()
+        _done_with(session, cursor)
         return None if raw is None else _convert(compiled, raw)
 
     def all(self, session: Session, params: Mapping[str, Any]) -> list[Any]:
         cursor, compiled = self._run(session, params)
         rows = cursor.fetchall()
-        cursor.close()
+        _done_with(session, cursor)
         return [_convert(compiled, raw) for raw in rows]
+
+
+def _done_with(session: Session, cursor: Any) -> None:
+    if cursor is not session.info.get(SHARED_CURSOR):
+        cursor.close()  # our own; a lent cursor is its lender's to close
 
 
 def _convert(compiled: _Compiled, raw: Sequence[Any]) -> Any:

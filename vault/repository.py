@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, false, insert, update
+from sqlalchemy import bindparam, delete, exists, false, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -61,6 +62,15 @@ class VaultScope:
         if self.record_ids is not None:
             query = query.where(col(AgencyRecord.id).in_(sorted(self.record_ids)))
         return query
+
+    def admits_record(self, record: Any) -> bool:
+        """Python's form of ``records()``'s filters, for a record row fetched by id
+        without them (``record_columns``): True if this scope may see it."""
+        return (
+            record.vault_id == self.vault_id
+            and (self.categories is None or record.category in self.categories)
+            and (self.record_ids is None or record.id in self.record_ids)
+        )
 
     def record_by_id(
         self, record_id: uuid.UUID
@@ -113,9 +123,56 @@ def _record_by_id(by_category: bool, by_ids: bool) -> SelectOfScalar[AgencyRecor
 _RECORD = AgencyRecord.__table__  # type: ignore[attr-defined]
 
 
+def _has_notes_and_statements(prefix: str = "") -> list[Any]:
+    """Whether a record has notes or statements, as columns of its own row: most have
+    neither, and then note_rows and statement_rows need not run at all."""
+    notes, corrections = ViewNote.__table__, CorrectionRequest.__table__  # type: ignore[attr-defined]
+    has_notes = exists().where(
+        notes.c.record_id == _RECORD.c.id, notes.c.vault_id == _RECORD.c.vault_id
+    )
+    has_statements = exists().where(
+        corrections.c.record_id == _RECORD.c.id,
+        corrections.c.vault_id == _RECORD.c.vault_id,
+        corrections.c.statement_sealed.is_not(None),
+    )
+    return [has_notes.label(f"{prefix}has_notes"), has_statements.label(f"{prefix}has_statements")]
+
+
+RECORD_PREFIX = "record_"
+_RECORD_ROW_FIELDS = [c.key for c in _RECORD.columns] + ["has_notes", "has_statements"]
+RecordRow = namedtuple("RecordRow", _RECORD_ROW_FIELDS)  # type: ignore[misc]
+
+
+def record_columns() -> list[Any]:
+    """An agency record's columns, and its ``has_notes``/``has_statements``, each named
+    ``record_…``: for a statement that fetches one record alongside other rows (the
+    resource API's token check). ``record_from(row)`` reads them back."""
+    return [c.label(RECORD_PREFIX + c.key) for c in _RECORD.columns] + _has_notes_and_statements(
+        RECORD_PREFIX
+    )
+
+
+@dataclass(frozen=True)
+class FetchedRecord:
+    """A record looked up by id with no scope applied yet; ``row`` None if there is none."""
+
+    record_id: uuid.UUID
+    row: Any  # a RecordRow, or None
+
+
+def record_from(row: Any, record_id: uuid.UUID) -> FetchedRecord:
+    """The record in a row made with ``record_columns()`` (looked up by ``record_id``)."""
+    if getattr(row, RECORD_PREFIX + "id") is None:
+        return FetchedRecord(record_id, None)
+    return FetchedRecord(
+        record_id,
+        RecordRow._make(getattr(row, RECORD_PREFIX + name) for name in _RECORD_ROW_FIELDS),
+    )
+
+
 @functools.lru_cache(maxsize=64)
 def _record_row(categories: int | None, ids: int | None) -> DriverStatement:
-    query = sa_select(_RECORD).where(
+    query = sa_select(_RECORD, *_has_notes_and_statements()).where(
         _RECORD.c.vault_id == bindparam("vault_id"), _RECORD.c.id == bindparam("record_id")
     )
     if categories == 0:  # a grant of story only: no records at all
@@ -247,7 +304,8 @@ def insert_record(session: Session, record: AgencyRecord) -> None:
 
 
 def record_row(session: Session, scope: VaultScope, record_id: uuid.UUID) -> Any:
-    """One record in scope as a read-only row with the model's attribute names, or None."""
+    """One record in scope as a read-only row with the model's attribute names, or None.
+    The row also says ``has_notes`` and ``has_statements``."""
     statement, params = scope.record_row(record_id)
     return statement.first(session, params)
 
@@ -304,6 +362,58 @@ _UPDATE_HEAD = DriverStatement(
         signed_at=bindparam("signed_at"),
     )
 )
+
+
+# Compare-and-swap of a head: move it from (prev_seq, prev_hash) to (seq, entry_hash) only
+# if it is still there. On PostgreSQL the new event goes in by the same statement (a
+# data-modifying WITH): one round trip for the whole append, and no event without its head.
+_HEAD_MATCHES = (
+    (_HEAD.c.chain == bindparam("chain"))
+    & (_HEAD.c.seq == bindparam("prev_seq", type_=_HEAD.c.seq.type))
+    & (_HEAD.c.entry_hash == bindparam("prev_hash", type_=_HEAD.c.entry_hash.type))
+)
+_HEAD_MOVES = (
+    update(_HEAD)
+    .where(_HEAD_MATCHES)
+    .values(
+        seq=bindparam("seq", type_=_HEAD.c.seq.type),
+        entry_hash=bindparam("entry_hash", type_=_HEAD.c.entry_hash.type),
+        signature=bindparam("signature"),
+        signed_at=bindparam("signed_at"),
+    )
+    .returning(_HEAD.c.chain)
+)
+_ADVANCE_HEAD = DriverStatement(_HEAD_MOVES)
+_moved = _HEAD_MOVES.cte("moved_head")
+_ADVANCE_HEAD_WITH_EVENT = DriverStatement(
+    insert(_EVENT)
+    .from_select(
+        list(_EVENT_COLUMNS),
+        # Typed binds: psycopg's dialect casts each (``%(seq)s::INTEGER``), as PostgreSQL
+        # needs for values selected rather than inserted.
+        sa_select(*(bindparam(c, type_=_EVENT.c[c].type) for c in _EVENT_COLUMNS)).select_from(
+            _moved
+        ),
+    )
+    .returning(_EVENT.c.seq)
+)
+
+
+def advance_audit_head(
+    session: Session, prev: tuple[int, str], event: dict[str, Any], signature: str
+) -> bool:
+    """Append ``event`` (with its ``chain``, ``seq`` and ``entry_hash``) and move the head
+    to it, if the head is still at ``prev`` (seq, entry_hash). False, and nothing written,
+    if it has moved on: the caller then locks the head and appends the slow way."""
+    params = {**event, "prev_seq": prev[0], "prev_hash": prev[1], "signature": signature,
+              "signed_at": event["occurred_at"]}  # fmt: skip
+    if session.get_bind().dialect.name == "postgresql":
+        return _ADVANCE_HEAD_WITH_EVENT.first(session, params) is not None
+    # SQLite cannot modify in a WITH; its transactions are serial, so two statements.
+    if _ADVANCE_HEAD.first(session, params) is None:
+        return False
+    _INSERT_EVENT.execute(session, event)
+    return True
 
 
 def lock_audit_head_row(session: Session, chain: str) -> tuple[int, str] | None:

@@ -430,8 +430,15 @@ def _record_public(
 ) -> RecordPublic:
     ring = services.keyring
     # Read-only rows straight from the driver: this runs on every agency read.
-    notes = repo.note_rows(session, record) if with_notes else ()
-    statements = repo.statement_rows(session, record) if with_notes else ()
+    # A row from record_row says whether there are any; an ORM record does not.
+    notes = (
+        repo.note_rows(session, record) if with_notes and getattr(record, "has_notes", True) else ()
+    )
+    statements = (
+        repo.statement_rows(session, record)
+        if with_notes and getattr(record, "has_statements", True)
+        else ()
+    )
     return RecordPublic(
         id=record.id,
         agency=record.agency,
@@ -482,8 +489,17 @@ def get_record(
     actor: Actor,
     scope: VaultScope,
     record_id: uuid.UUID,
+    fetched: repo.FetchedRecord | None = None,
 ) -> RecordPublic:
-    record = repo.record_row(session, scope, record_id)
+    """One record in ``scope``, its read logged. ``fetched``: the record as a caller
+    already read it by id (or found it missing) without the scope's filters; it is then
+    held to the same filters here, so what is out of scope still does not exist."""
+    if fetched is not None and fetched.record_id == record_id:
+        record = (
+            fetched.row if fetched.row is not None and scope.admits_record(fetched.row) else None
+        )
+    else:
+        record = repo.record_row(session, scope, record_id)
     if record is None:
         raise NotFound("We could not find that record.")
     _log_read_unless_owner(

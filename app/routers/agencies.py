@@ -31,15 +31,17 @@ _ENTRIES = TypeAdapter(list[EntryPublic])
 
 
 async def _answer(
-    request: Request, handle: str, work: Work, status_code: int = 200, notify: bool = True
-) -> Response:
-    """Authorize the bearer token against the grant, then ``work``: one job, one batch."""
+    request: Request, handle: str, work: Work, status_code: int = 200, notify: bool = True,
+    record_id: uuid.UUID | None = None,
+) -> Response:  # fmt: skip
+    """Authorize the bearer token against the grant, then ``work``: one job, one batch.
+    ``record_id``: the one record ``work`` reads, fetched with the token check."""
     services: Services = request.app.state.services
     authorization = request.headers.get("authorization")
     notifier = notifier_for(services) if notify else None
 
     def job(db: Session) -> bytes:
-        grant = access.authorize(db, services.grants, authorization, handle, notifier)
+        grant = access.authorize(db, services.grants, authorization, handle, notifier, record_id)
         return work(db, services, grant)
 
     body = await services.committer.run(job, key=handle)
@@ -63,7 +65,7 @@ async def get_record(request: Request, handle: Handle, record_id: uuid.UUID) -> 
     def work(db: Session, services: Services, grant: AgencyAccess) -> bytes:
         return _json(access.get_record(db, services.vault, grant, record_id))
 
-    return await _answer(request, handle, work)
+    return await _answer(request, handle, work, record_id=record_id)
 
 
 @router.get("/story", response_model=list[EntryPublic])

@@ -338,6 +338,23 @@ class TestDeciding:
         assert education.status_code == unknown.status_code == 404
         assert education.json() == unknown.json()
 
+    def test_a_grant_of_named_records_shows_only_those(
+        self, client: TestClient, school: AgencyClient, young: dict[str, Any]
+    ) -> None:
+        named = str(young["records"]["health"])
+        tokens = granted(
+            client, school, young, categories=["education", "health"], record_ids=[named]
+        )
+        listed = client.get(records_url(tokens), headers=bearer(tokens)).json()
+        assert [r["id"] for r in listed] == [named]
+        assert (
+            client.get(f"{records_url(tokens)}/{named}", headers=bearer(tokens)).status_code == 200
+        )
+        other = client.get(
+            f"{records_url(tokens)}/{young['records']['education']}", headers=bearer(tokens)
+        )
+        assert other.status_code == 404
+
     @pytest.mark.parametrize(
         "narrow",
         [
@@ -473,6 +490,27 @@ class TestTokensAndReads:
         assert nurse_tokens["vault_handle"] != tokens["vault_handle"]
         crossed = client.get(records_url(tokens), headers=bearer(nurse_tokens))
         assert crossed.status_code == 404
+        # One record by id (fetched with the token check) is refused the same way.
+        one = f"{records_url(tokens)}/{young['records']['health']}"
+        assert client.get(one, headers=bearer(nurse_tokens)).status_code == 404
+        own = f"{records_url(nurse_tokens)}/{young['records']['health']}"
+        assert client.get(own, headers=bearer(nurse_tokens)).status_code == 200
+
+    def test_a_record_of_another_young_person_does_not_exist(
+        self, client: TestClient, services: Services, school: AgencyClient, young: dict[str, Any]
+    ) -> None:
+        tokens = granted(client, school, young, categories=["education", "health"])
+        sign_up(client, "sam")
+        theirs = add_record(services, "sam", category="education", title="Not yours")
+        read = client.get(f"{records_url(tokens)}/{theirs}", headers=bearer(tokens))
+        assert read.status_code == 404
+        assert (
+            read.json()
+            == client.get(
+                f"{records_url(tokens)}/00000000-0000-4000-8000-000000000000",
+                headers=bearer(tokens),
+            ).json()
+        )
 
     def test_bad_bearer_tokens(
         self, client: TestClient, school: AgencyClient, young: dict[str, Any]

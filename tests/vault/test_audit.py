@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
 from app.container import Services
 from app.db import unit_of_work
@@ -167,3 +168,54 @@ class TestConcurrentAppends:
         )
         assert seqs == list(range(1, 41))
         assert verify(env).returncode == 0
+
+
+class TestKnownHeads:
+    """An append first tries the head this process last wrote (a compare-and-swap). When
+    that guess is wrong, it must append after the real head, and change nothing else."""
+
+    def _append(self, services: Services, chain: str, label: str) -> int:
+        for session in unit_of_work(services.engine):
+            seq = audit.append(
+                session, services.keys, chain, Actor.operator(), "test:append", object_id=label
+            )
+        return seq
+
+    def _seqs(self, services: Services, chain: str) -> list[int]:
+        rows = run_sql(services, "SELECT seq FROM audit_event WHERE chain = :c", c=chain)
+        return sorted(row[0] for row in rows)
+
+    def test_after_a_rolled_back_append(self, services: Services, env: dict[str, str]) -> None:
+        self._append(services, "cas-rollback", "first")
+        with services.engine.connect() as conn, Session(bind=conn) as session:
+            audit.append(session, services.keys, "cas-rollback", Actor.operator(), "x:y")
+            session.rollback()  # the transaction fails after its append
+        # This process now believes seq 2 is the head; the database still says 1.
+        assert audit._known_heads["cas-rollback"][0] == 2
+        assert self._append(services, "cas-rollback", "second") == 2
+        assert self._seqs(services, "cas-rollback") == [1, 2]
+        assert verify(env).returncode == 0
+
+    def test_after_another_process_appended(self, services: Services, env: dict[str, str]) -> None:
+        self._append(services, "cas-other", "ours")
+        stale = audit._known_heads["cas-other"]
+        self._append(services, "cas-other", "theirs")
+        audit._known_heads["cas-other"] = stale  # as if another process wrote "theirs"
+        assert self._append(services, "cas-other", "ours again") == 3
+        assert self._seqs(services, "cas-other") == [1, 2, 3]
+        assert verify(env).returncode == 0
+
+    def test_after_the_head_was_tampered_with(
+        self, services: Services, env: dict[str, str]
+    ) -> None:
+        """A head changed behind our back is not overwritten by a guess: the append
+        follows what the database holds, and verification still sees the tampering."""
+        self._append(services, "cas-tamper", "one")
+        run_sql(services, "UPDATE audit_head SET entry_hash = :h WHERE chain = 'cas-tamper'",
+                h="0" * 64)  # fmt: skip
+        self._append(services, "cas-tamper", "two")
+        (prev,) = run_sql(
+            services, "SELECT prev_hash FROM audit_event WHERE chain = 'cas-tamper' AND seq = 2"
+        )[0]
+        assert prev == "0" * 64
+        assert verify(env).returncode == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlmodel import Session, select
 
 from app.container import Services
@@ -15,6 +16,7 @@ from tests.conftest import add_record, run_sql
 from vault import audit, service
 from vault import repository as repo
 from vault.actors import Actor
+from vault.errors import NotFound
 from vault.models import AgencyRecord, AuditEvent, Vault
 from vault.repository import VaultScope
 
@@ -66,6 +68,54 @@ def test_a_scoped_row_is_only_found_inside_the_scope(services: Services) -> None
         assert repo.record_row(session, nothing, education) is None
         other_vault = VaultScope(uuid.uuid4())
         assert repo.record_row(session, other_vault, education) is None
+
+
+def test_a_record_fetched_without_its_scope_is_held_to_the_same_filters(
+    services: Services,
+) -> None:
+    """The resource API reads a record by id with the token check, then applies the
+    grant's scope in Python (VaultScope.admits_record): it must agree with the SQL."""
+    _person(services, "kim")
+    _person(services, "sam")
+    education = add_record(services, "kim", category="education")
+    health = add_record(services, "kim", category="health")
+    elsewhere = add_record(services, "sam", category="education")
+    with transaction(services.engine) as session:
+        vault_id = _vault_of(session, "kim").id
+        scopes = [
+            VaultScope(vault_id),
+            VaultScope(vault_id, categories=frozenset({"education"})),
+            VaultScope(vault_id, categories=frozenset()),
+            VaultScope(vault_id, record_ids=frozenset({health})),
+            VaultScope(
+                vault_id, categories=frozenset({"education"}), record_ids=frozenset({health})
+            ),
+            VaultScope(uuid.uuid4()),
+        ]
+        sam = VaultScope.owner(_vault_of(session, "sam").id)
+        kims = VaultScope.owner(vault_id)
+        for record_id, owner in ((education, kims), (health, kims), (elsewhere, sam)):
+            row = repo.record_row(session, owner, record_id)
+            fetched = repo.FetchedRecord(record_id, row)
+            for scope in scopes:
+                in_sql = repo.record_row(session, scope, record_id) is not None
+                assert scope.admits_record(row) is in_sql, (scope, record_id)
+                if in_sql:
+                    got = service.get_record(
+                        session, services.vault, Actor.operator(), scope, record_id, fetched
+                    )
+                    assert got.id == record_id
+                else:
+                    with pytest.raises(NotFound):
+                        service.get_record(
+                            session, services.vault, Actor.operator(), scope, record_id, fetched
+                        )
+        # Fetched and found missing: missing, whatever the scope.
+        with pytest.raises(NotFound):
+            service.get_record(
+                session, services.vault, Actor.operator(), kims, education,
+                repo.FetchedRecord(education, None),
+            )  # fmt: skip
 
 
 def test_audit_entries_appended_on_the_driver_verify(services: Services) -> None:
