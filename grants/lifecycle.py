@@ -127,8 +127,7 @@ class Notifier:
         """Someone looked: tell a young person who chose "straight away", at most once an
         hour for each grant (the dedupe key names the hour). Those who chose "once a day"
         get the lifecycle job's summary instead."""
-        pref = notify_repo.preference_of_vault(session, vault_id)
-        if pref is None or pref.access_mode != "immediate":
+        if notify_repo.access_mode_of_vault(session, vault_id) != "immediate":
             return False
         if emergency.notice_withheld(session, grant_id):
             return False  # a deferred emergency: they are told when the deferral ends

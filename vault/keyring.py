@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlmodel import Session
@@ -63,7 +64,7 @@ class Keyring:
             return None
         return hit[1]
 
-    def _unwrap(self, vault_id: uuid.UUID, row: VaultDataKey) -> DataKey:
+    def _unwrap(self, vault_id: uuid.UUID, row: VaultDataKey | Any) -> DataKey:
         material = self.provider.unwrap_data_key(
             vault_id, row.id, WrappedKey(kek_version=row.kek_version, blob=row.wrapped_key)
         )

@@ -127,6 +127,7 @@ class LocalKeyFileProvider:
         self._current = 0
         self._signing_key: Ed25519PrivateKey | None = None
         self._loaded_mtime_ns = 0
+        self._readers = threading.local()  # each thread's reading connection to the store
 
     def __repr__(self) -> str:
         return f"LocalKeyFileProvider(key_file={str(self.key_file)!r})"
@@ -235,10 +236,21 @@ class LocalKeyFileProvider:
             conn.execute("VACUUM")  # with secure_delete, leaves no copy in free pages
 
     def _vault_secret(self, vault_id: UUID) -> bytes:
-        with self._store() as conn:
-            row = conn.execute(
+        # Each thread keeps one reading connection: opening the store costs more than the
+        # lookup, and every unwrap needs one. fetchall() ends the statement, so no read
+        # lock outlives the call to hold up an erasure's DELETE and VACUUM.
+        conn = getattr(self._readers, "conn", None)
+        try:
+            if conn is None:
+                conn = sqlite3.connect(self.store_file, timeout=10, isolation_level=None)
+                self._readers.conn = conn
+            rows = conn.execute(
                 "SELECT secret FROM vault_secret WHERE vault_id = ?", (vault_id.hex,)
-            ).fetchone()
+            ).fetchall()
+        except sqlite3.Error as exc:
+            self._readers.conn = None
+            raise KeyUnavailable("The vault key store cannot be used") from exc
+        row = rows[0] if rows else None
         if row is None:
             # Erased (or never created): fail closed, never with garbage.
             raise IntegrityFailure("This vault's key has been destroyed.")

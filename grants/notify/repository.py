@@ -7,10 +7,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from grants.models import AgencyWebhook, Notification
+from vault.driver_sql import DriverStatement
 from vault.models import AuditEvent, NotificationPreference, Vault
 
 # What counts as "looking at your things": reads of content by someone other than the
@@ -22,6 +24,24 @@ def preference_of(
     session: Session, young_person_id: uuid.UUID, lock: bool = False
 ) -> NotificationPreference | None:
     return session.get(NotificationPreference, young_person_id, with_for_update=lock)
+
+
+_PREFERENCE = NotificationPreference.__table__  # type: ignore[attr-defined]
+_VAULT = Vault.__table__  # type: ignore[attr-defined]
+_ACCESS_MODE = DriverStatement(
+    sa_select(_PREFERENCE.c.access_mode)
+    .select_from(
+        _PREFERENCE.join(_VAULT, _VAULT.c.young_person_id == _PREFERENCE.c.young_person_id)
+    )
+    .where(_VAULT.c.id == bindparam("vault_id"), _VAULT.c.erased_at.is_(None))
+)
+
+
+def access_mode_of_vault(session: Session, vault_id: uuid.UUID) -> str | None:
+    """How the vault's owner chose to hear that someone looked (None: no choice made, or
+    erased). On the driver: the first read of each grant each hour asks this."""
+    row = _ACCESS_MODE.first(session, {"vault_id": vault_id})
+    return None if row is None else str(row.access_mode)
 
 
 def preference_of_vault(session: Session, vault_id: uuid.UUID) -> NotificationPreference | None:
