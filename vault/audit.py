@@ -28,7 +28,7 @@ OPERATOR_CHAIN = "operator"
 # compare-and-swap (``repo.advance_audit_head``), so a stale guess (another process
 # appended, or a transaction rolled back) costs one statement and changes nothing.
 _known_heads: dict[str, tuple[int, str]] = {}
-KNOWN_HEADS_MAX = 100_000  # about 20 MB at most; cleared whole when full
+KNOWN_HEADS_MAX = 50_000  # about 20 MB at most; cleared whole when full
 
 
 def _know_head(chain: str, seq: int, entry_hash: str) -> None:
