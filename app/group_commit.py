@@ -5,17 +5,19 @@ last batch ran.
 Why: every authorized read writes an audit row, and SECURITY.md wants that row durable
 before the response (SQLite ``synchronous=FULL``, PostgreSQL ``synchronous_commit=on``).
 One commit per request means one disk flush per request, and on SQLite every request
-also queues for the write lock. Here the writer takes all the jobs waiting, runs each in
-its own SAVEPOINT inside one transaction (a job alone needs none), commits once, and
-only then answers each request. So:
+also queues for the write lock. Here the writer takes all the jobs waiting, runs them in
+one transaction, commits once, and only then answers each request. The batch first runs
+with no savepoints (two statements fewer a job); if a job fails after writing, or any
+statement fails, it is rolled back whole and runs again with each job in its own
+SAVEPOINT (a job alone needs none). So:
 
 * each response is still sent only after its own audit row is durable (nothing is
   acknowledged that a crash could lose);
 * the read, the policy check and the audit append of one request still run in one
   transaction, so "if the audit write fails, the read fails" holds;
-* one request's error (a revoked token, a record outside the grant) rolls back only its
-  own savepoint, unless the error says its changes must stay (``keeps_changes``, e.g. a
-  used client-assertion ``jti``);
+* one request's error (a revoked token, a record outside the grant) undoes only its own
+  work (it wrote nothing, or the batch runs again in savepoints), unless the error says
+  its changes must stay (``keeps_changes``, e.g. a used client-assertion ``jti``);
 * if the commit itself fails, every request of that batch gets the error: none of them
   is told its work landed.
 
@@ -35,10 +37,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from vault.driver_sql import SHARED_CURSOR
+from vault.driver_sql import SHARED_CURSOR, WRITE_COUNT, WriteCount
 
 T = TypeVar("T")
 Job = Callable[[Session], Any]
@@ -118,9 +121,12 @@ class _Lane:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopping = False
-        # How many batches, and how many jobs in them (tests and diagnostics).
+        # How many batches, how many jobs in them, and how many batches ran twice
+        # (tests and diagnostics).
         self.batches = 0
         self.jobs = 0
+        self.replays = 0
+        self._writes = WriteCount()  # the running batch's
 
     # -- lifecycle -----------------------------------------------------------------------
     def stop(self) -> None:
@@ -194,6 +200,9 @@ class _Lane:
                     continue
                 if connection is None:
                     connection = self.engine.connect()
+                    # Statements through SQLAlchemy (ORM and Core) count as writes unless
+                    # they only read; driver statements count themselves (vault/driver_sql).
+                    event.listen(connection, "before_cursor_execute", self._count_write)
                 try:
                     self._run_batch(connection, batch)
                 except Exception as exc:  # noqa: BLE001 - every waiter must hear of it
@@ -223,18 +232,83 @@ class _Lane:
             if connection is not None:
                 connection.close()
 
+    def _count_write(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.lstrip()[:6].upper().startswith(_READS_ONLY):
+            self._writes.n += 1
+
     def _run_batch(self, connection: Connection, batch: list[_Pending]) -> None:
         self.batches += 1
         self.jobs += len(batch)
+        if len(batch) > 1:
+            if self._run_without_savepoints(connection, batch):
+                return
+            self.replays += 1  # rolled back whole; every job runs again, each in a savepoint
+        self._run_in_savepoints(connection, batch)
+
+    def _batch_session(self, connection: Connection) -> tuple[Session, Any]:
+        """One ORM session for the batch, bound to its connection; it never commits or
+        closes the transaction itself ("rollback_only"). And a cursor to lend it."""
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        session = Session(bind=connection, join_transaction_mode="rollback_only")
+        session.info[SHARED_CURSOR] = cursor  # driver statements reuse it
+        self._writes = WriteCount()
+        session.info[WRITE_COUNT] = self._writes
+        return session, cursor
+
+    def _run_without_savepoints(self, connection: Connection, batch: list[_Pending]) -> bool:
+        """The batch with no savepoints at all: two statements fewer a job (a round trip
+        fewer on PostgreSQL). Most jobs succeed, and most that fail do so before they
+        write (an unknown token, a record outside the grant), so there is nothing to
+        undo. If a job fails after writing (and its error does not keep its changes), or
+        any statement fails, the transaction is rolled back whole, nothing of it is kept,
+        and False says to run the batch again with a savepoint for each job."""
+        transaction = connection.begin()  # SQLite: BEGIN IMMEDIATE (app/db.py)
+        try:
+            session, cursor = self._batch_session(connection)
+            try:
+                clean = all(self._run_unguarded(session, connection, p) for p in batch)
+            finally:
+                session.close()
+                cursor.close()
+            if clean:
+                transaction.commit()  # the batch is durable from here
+            else:
+                transaction.rollback()
+        except BaseException:
+            if transaction.is_active:
+                transaction.rollback()
+            raise
+        return clean
+
+    def _run_unguarded(self, session: Session, connection: Connection, pending: _Pending) -> bool:
+        """One job with no savepoint. False: it left something that only a rollback of
+        the whole transaction can undo (``all`` then stops at it)."""
+        before = self._writes.n
+        try:
+            pending.outcome = (True, pending.job(session))
+            session.flush()
+        except Exception as exc:  # noqa: BLE001 - handed to the job's waiter
+            pending.outcome = (False, exc)
+            if _is_database_error(exc, connection):
+                return False  # on PostgreSQL the transaction is aborted now
+            if getattr(exc, "keeps_changes", False):
+                try:
+                    session.flush()  # its writes stay, as they would in a savepoint
+                except Exception:  # noqa: BLE001 - the savepoint run will report it
+                    return False
+            elif self._writes.n != before or _has_pending(session):
+                return False  # it wrote, then failed: its writes must not stay
+            session.expunge_all()
+        if not connection.in_transaction():
+            raise RuntimeError("the batch transaction was rolled back")
+        return True
+
+    def _run_in_savepoints(self, connection: Connection, batch: list[_Pending]) -> None:
         # A job alone in its batch needs no savepoint: the transaction is its own.
         alone = len(batch) == 1
         transaction = connection.begin()  # SQLite: BEGIN IMMEDIATE (app/db.py)
         try:
-            cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            # One ORM session for the batch, bound to its connection; it never commits
-            # or closes the transaction itself ("rollback_only").
-            session = Session(bind=connection, join_transaction_mode="rollback_only")
-            session.info[SHARED_CURSOR] = cursor  # driver statements reuse it
+            session, cursor = self._batch_session(connection)
             # PostgreSQL: no RELEASE after each job, one round trip fewer. A savepoint
             # left open is harmless: ROLLBACK TO names the newest one, the next job's own.
             release = connection.dialect.name == "sqlite"
@@ -283,6 +357,27 @@ def _run_job(
     if savepoint and release:
         cursor.execute("RELEASE SAVEPOINT hot_job")
     return (True, result)
+
+
+# Statements that change nothing in the batch's own tables (the write count ignores them).
+_READS_ONLY = ("SELECT", "SAVEPO", "RELEAS", "ROLLBA", "PRAGMA")
+
+
+def _is_database_error(exc: BaseException, connection: Connection) -> bool:
+    """Whether a statement failed (on PostgreSQL that aborts the whole transaction), as
+    the error or anything it was raised from."""
+    dbapi_error = connection.dialect.loaded_dbapi.Error
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DBAPIError | dbapi_error):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _has_pending(session: Session) -> bool:
+    """Unflushed ORM changes (a job that failed between making them and a flush)."""
+    return bool(session.new or session.dirty or session.deleted)
 
 
 # PostgreSQL's deadlock_detected and serialization_failure: the statement was refused so

@@ -26,6 +26,17 @@ from sqlmodel import Session
 Processor = Callable[[Any], Any] | None
 # ``session.info`` key of a DB-API cursor on the session's connection, lent for reuse.
 SHARED_CURSOR = "storykeep.driver_cursor"
+# ``session.info`` key of a ``WriteCount``: every INSERT, UPDATE or DELETE run here adds one.
+WRITE_COUNT = "storykeep.write_count"
+
+
+class WriteCount:
+    """How many writing statements a session ran (the group committer asks, app/group_commit.py)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,7 @@ class _Compiled:
     binds: Mapping[str, Processor]
     results: tuple[Processor, ...]
     row: Any  # a namedtuple type, or None for statements that return nothing
+    writes: bool  # an INSERT, UPDATE or DELETE
 
 
 class DriverStatement:
@@ -61,7 +73,8 @@ class DriverStatement:
         )
         row = namedtuple("Row", [c.key for c in columns], rename=True) if columns else None
         positional = tuple(compiled.positiontup or ()) if compiled.positional else None
-        found = _Compiled(compiled.string, positional, binds, results, row)
+        writes = bool(compiled.isinsert or compiled.isupdate or compiled.isdelete)
+        found = _Compiled(compiled.string, positional, binds, results, row, writes)
         self._compiled[dialect.name] = found
         return found
 
@@ -70,6 +83,8 @@ class DriverStatement:
             session.flush()  # as session.execute would: pending ORM changes first
         connection = session.connection()
         compiled = self._compile(connection.dialect)
+        if compiled.writes and (count := session.info.get(WRITE_COUNT)) is not None:
+            count.n += 1
         values = {
             name: (process(params[name]) if process is not None else params[name])
             for name, process in compiled.binds.items()

@@ -204,3 +204,114 @@ def test_a_job_alone_in_its_batch_is_rolled_back_or_kept_as_its_error_says(
     committer.stop()
     assert committer.batches == committer.jobs == 3
     assert _written(services, prefix) == {f"{prefix}-kept", f"{prefix}-next"}
+
+
+def _in_one_batch(committer: GroupCommitter, jobs: list[Any]) -> list[Any]:
+    """Run ``jobs`` together in one batch: a first job holds the writer until all of
+    them have queued behind it."""
+    release = threading.Event()
+
+    async def scenario() -> list[Any]:
+        gate = asyncio.ensure_future(committer.run(lambda _s: release.wait(5)))
+        await asyncio.sleep(0.05)
+        rest = asyncio.ensure_future(_gather(committer, jobs))
+        await asyncio.sleep(0.05)
+        release.set()
+        await gate
+        return list(await rest)
+
+    results = asyncio.run(scenario())
+    committer.stop()
+    assert committer.batches == 2 and committer.jobs == 1 + len(jobs)  # gate, then the rest
+    return results
+
+
+class TestBatchesWithoutSavepoints:
+    """A batch first runs with no savepoints; only a job that fails after writing (or a
+    failing statement) makes it roll back whole and run again, a savepoint a job."""
+
+    def test_a_job_failing_before_it_writes_costs_no_second_run(self, services: Services) -> None:
+        committer = GroupCommitter(services.engine, lanes=1)
+        prefix = uuid.uuid4().hex[:8]
+
+        def refuses(_session: Session) -> None:
+            raise NotFound("no such record")
+
+        results = _in_one_batch(
+            committer,
+            [lambda s: _remember(s, f"{prefix}-a"), refuses, lambda s: _remember(s, f"{prefix}-b")],
+        )
+        assert results[0] == f"{prefix}-a" and results[2] == f"{prefix}-b"
+        assert isinstance(results[1], NotFound)
+        assert committer._lanes[0].replays == 0
+        assert _written(services, prefix) == {f"{prefix}-a", f"{prefix}-b"}
+
+    def test_an_error_that_keeps_changes_keeps_them_with_no_second_run(
+        self, services: Services
+    ) -> None:
+        committer = GroupCommitter(services.engine, lanes=1)
+        prefix = uuid.uuid4().hex[:8]
+        results = _in_one_batch(
+            committer,
+            [
+                lambda s: _remember(s, f"{prefix}-a"),
+                _writes_then_raises(f"{prefix}-kept", KeptFailure()),
+                lambda s: _remember(s, f"{prefix}-b"),
+            ],
+        )
+        assert isinstance(results[1], KeptFailure)
+        assert committer._lanes[0].replays == 0
+        assert _written(services, prefix) == {f"{prefix}-a", f"{prefix}-kept", f"{prefix}-b"}
+
+    def test_a_job_failing_after_it_wrote_sends_the_batch_round_again(
+        self, services: Services
+    ) -> None:
+        committer = GroupCommitter(services.engine, lanes=1)
+        prefix = uuid.uuid4().hex[:8]
+        runs: list[str] = []
+
+        def counted(marker: str) -> Any:
+            def job(session: Session) -> str:
+                runs.append(marker)
+                return _remember(session, marker)
+
+            return job
+
+        results = _in_one_batch(
+            committer,
+            [
+                counted(f"{prefix}-a"),
+                _writes_then_raises(f"{prefix}-lost", NotFound("no such record")),
+                counted(f"{prefix}-b"),
+            ],
+        )
+        assert results[0] == f"{prefix}-a" and results[2] == f"{prefix}-b"
+        assert isinstance(results[1], NotFound)
+        assert committer._lanes[0].replays == 1
+        # The first run was rolled back whole: each good job's write landed once.
+        assert runs == [f"{prefix}-a", f"{prefix}-a", f"{prefix}-b"]
+        assert _written(services, prefix) == {f"{prefix}-a", f"{prefix}-b"}
+
+    def test_a_failing_statement_sends_the_batch_round_again(self, services: Services) -> None:
+        committer = GroupCommitter(services.engine, lanes=1)
+        prefix = uuid.uuid4().hex[:8]
+        run_sql(
+            services,
+            "INSERT INTO sign_in_throttle (key, window_started_at, failures) "
+            "VALUES (:key, CURRENT_TIMESTAMP, 1)",
+            key=f"{prefix}-taken",
+        )
+        # The middle job's insert hits a taken key: on PostgreSQL that aborts the
+        # transaction, so only a second run, a savepoint a job, can keep the others.
+        results = _in_one_batch(
+            committer,
+            [
+                lambda s: _remember(s, f"{prefix}-a"),
+                lambda s: _remember(s, f"{prefix}-taken"),
+                lambda s: _remember(s, f"{prefix}-b"),
+            ],
+        )
+        assert results[0] == f"{prefix}-a" and results[2] == f"{prefix}-b"
+        assert "IntegrityError" in type(results[1]).__name__
+        assert committer._lanes[0].replays == 1
+        assert _written(services, prefix) == {f"{prefix}-taken", f"{prefix}-a", f"{prefix}-b"}
