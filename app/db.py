@@ -84,7 +84,9 @@ class WalCheckpointer:
     does not depend on it: with ``synchronous=FULL`` every commit is already on disk in
     the WAL. Nothing to do for PostgreSQL, which checkpoints itself."""
 
-    def __init__(self, engine: Engine, interval: float = 1.0) -> None:
+    # Often, so each checkpoint has little to copy and flush: a commit's own flush of the
+    # WAL can wait behind a checkpoint's flush of the database file on the same disk.
+    def __init__(self, engine: Engine, interval: float = 0.25) -> None:
         self.engine = engine
         self.interval = interval
         self._stop = threading.Event()
