@@ -299,7 +299,21 @@ _RECORD_COLUMNS = (
     "id", "vault_id", "agency", "author_name", "author_role", "category", "shanarri",
     "title_sealed", "body_sealed", "occurred_at", "created_at", "version",
 )  # fmt: skip
-_INSERT_RECORD = DriverStatement(insert(_RECORD).values({c: bindparam(c) for c in _RECORD_COLUMNS}))
+# The record goes in only if its vault is there and not erased: one statement, which
+# says by its RETURNING whether it did.
+_INSERT_RECORD_IF_OPEN = DriverStatement(
+    insert(_RECORD)
+    .from_select(
+        list(_RECORD_COLUMNS),
+        sa_select(*(bindparam(c, type_=_RECORD.c[c].type) for c in _RECORD_COLUMNS)).where(
+            exists().where(
+                _VAULT.c.id == bindparam("vault_id", type_=_VAULT.c.id.type),
+                _VAULT.c.erased_at.is_(None),
+            )
+        ),
+    )
+    .returning(_RECORD.c.id)
+)
 
 
 def vault_is_open(session: Session, vault_id: uuid.UUID) -> bool:
@@ -308,9 +322,11 @@ def vault_is_open(session: Session, vault_id: uuid.UUID) -> bool:
     return row is not None and row.erased_at is None
 
 
-def insert_record(session: Session, record: AgencyRecord) -> None:
-    """Write a new record (built but not added to the session) with one driver statement."""
-    _INSERT_RECORD.execute(session, {c: getattr(record, c) for c in _RECORD_COLUMNS})
+def insert_record_if_open(session: Session, record: AgencyRecord) -> bool:
+    """Write a new record (built but not added to the session) with one driver statement,
+    if its vault exists and is not erased. False: nothing was written."""
+    values = {c: getattr(record, c) for c in _RECORD_COLUMNS}
+    return _INSERT_RECORD_IF_OPEN.first(session, values) is not None
 
 
 def record_row(session: Session, scope: VaultScope, record_id: uuid.UUID) -> Any:

@@ -21,6 +21,7 @@ from vault.crypto import FieldContext, seal
 from vault.db_types import utcnow
 from vault.errors import (
     Conflict,
+    IntegrityFailure,
     InvalidInput,
     NotFound,
     PermissionDenied,
@@ -399,8 +400,6 @@ def add_record(
     unknown = sorted(set(data.shanarri) - set(SHANARRI))
     if unknown:
         raise InvalidInput(f"Unknown SHANARRI tag(s): {', '.join(unknown)}.")
-    if not repo.vault_is_open(session, vault_id):
-        raise NotFound("No such vault.")
     record = AgencyRecord(
         vault_id=vault_id,
         agency=data.agency,
@@ -412,10 +411,17 @@ def add_record(
         title_sealed=b"",
         body_sealed=b"",
     )
-    key = services.keyring.current_key(session, vault_id)
+    try:
+        key = services.keyring.current_key(session, vault_id)
+    except IntegrityFailure:
+        if not repo.vault_is_open(session, vault_id):  # no vault, or erased with its keys
+            raise NotFound("No such vault.") from None
+        raise
     record.title_sealed = seal(key, _record_ctx(record, "title"), data.title.encode())
     record.body_sealed = seal(key, _record_ctx(record, "body"), data.body.encode())
-    repo.insert_record(session, record)
+    # Whether the vault is (still) open is checked by the insert itself: one statement.
+    if not repo.insert_record_if_open(session, record):
+        raise NotFound("No such vault.")
     _log(session, services, vault_id, actor, "record:added", "agency_record", record.id)
     return record
 

@@ -19,6 +19,7 @@ from vault.actors import Actor
 from vault.errors import NotFound
 from vault.models import AgencyRecord, AuditEvent, Vault
 from vault.repository import VaultScope
+from vault.schemas import RecordCreate
 
 
 def _vault_of(session: Session, username: str) -> Vault:
@@ -140,3 +141,22 @@ def test_audit_entries_appended_on_the_driver_verify(services: Services) -> None
         run_sql(services, "SELECT COUNT(*) FROM audit_event WHERE chain = :c", c=vault.id.hex)[0][0]
         == 4
     )
+
+
+def test_a_record_goes_only_into_an_open_vault(services: Services) -> None:
+    """add_record's insert checks the vault itself: missing or erased, nothing is written,
+    even while this process still holds the vault's key in memory."""
+    _person(services, "kim")
+    add_record(services, "kim", title="first")  # the vault's key is now cached
+    data = RecordCreate(
+        agency="Example High School", author_name="Jo", author_role="teacher",
+        category="education", title="late", body="after the end",
+    )  # fmt: skip
+    with transaction(services.engine) as session:
+        vault_id = _vault_of(session, "kim").id
+    run_sql(services, "UPDATE vault SET erased_at = CURRENT_TIMESTAMP")
+    for target in (vault_id, uuid.uuid4()):
+        with pytest.raises(NotFound), transaction(services.engine) as session:
+            service.add_record(session, services.vault, Actor.operator(), target, data)
+    rows = run_sql(services, "SELECT COUNT(*) FROM agency_record")
+    assert rows[0][0] == 1
