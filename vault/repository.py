@@ -64,8 +64,8 @@ class VaultScope:
         return query
 
     def admits_record(self, record: Any) -> bool:
-        """Python's form of ``records()``'s filters, for a record row fetched by id
-        without them (``record_columns``): True if this scope may see it."""
+        """Python's form of ``records()``'s filters, for one record fetched by id without
+        them (``fetch_record``, ``record_columns``): True if this scope may see it."""
         return (
             record.vault_id == self.vault_id
             and (self.categories is None or record.category in self.categories)
@@ -84,20 +84,6 @@ class VaultScope:
             params["record_ids"] = sorted(self.record_ids)
         stmt = _record_by_id(self.categories is not None, self.record_ids is not None)
         return stmt, params
-
-    def record_row(self, record_id: uuid.UUID) -> tuple[DriverStatement, dict[str, Any]]:
-        """``record_by_id`` for read-only use, run on the driver (the agencies' hot path):
-        the same filters, one prebuilt statement per shape of scope."""
-        params: dict[str, Any] = {"vault_id": self.vault_id, "record_id": record_id}
-        categories = sorted(self.categories) if self.categories is not None else None
-        ids = sorted(self.record_ids) if self.record_ids is not None else None
-        params.update({f"category_{i}": c for i, c in enumerate(categories or ())})
-        params.update({f"record_{i}": r for i, r in enumerate(ids or ())})
-        shape = (
-            len(categories) if categories is not None else None,
-            len(ids) if ids is not None else None,
-        )
-        return _record_row(*shape), params
 
     def entries(self) -> SelectOfScalar[StoryEntry]:
         query = select(StoryEntry).where(StoryEntry.vault_id == self.vault_id)
@@ -170,32 +156,14 @@ def record_from(row: Any, record_id: uuid.UUID) -> FetchedRecord:
     )
 
 
-@functools.lru_cache(maxsize=64)
-def _record_row(categories: int | None, ids: int | None) -> DriverStatement:
-    query = sa_select(_RECORD, *_has_notes_and_statements()).where(
+# One record by id in one vault, with no grant filter: the caller holds it to its
+# VaultScope (admits_record), the one rule for single records, read with the token check
+# or here.
+_RECORD_BY_ID_ROW = DriverStatement(
+    sa_select(_RECORD, *_has_notes_and_statements()).where(
         _RECORD.c.vault_id == bindparam("vault_id"), _RECORD.c.id == bindparam("record_id")
     )
-    if categories == 0:  # a grant of story only: no records at all
-        query = query.where(false())
-    elif categories is not None:
-        query = query.where(
-            _RECORD.c.category.in_(
-                [
-                    bindparam(f"category_{i}", type_=_RECORD.c.category.type)
-                    for i in range(categories)
-                ]
-            )
-        )
-    if ids == 0:
-        query = query.where(false())
-    elif ids is not None:
-        # Typed: the driver gets what the column's type makes of a UUID (hex on SQLite).
-        query = query.where(
-            _RECORD.c.id.in_(
-                [bindparam(f"record_{i}", type_=_RECORD.c.id.type) for i in range(ids)]
-            )
-        )
-    return DriverStatement(query)
+)
 
 
 # -- people and vaults -----------------------------------------------------------------
@@ -329,11 +297,18 @@ def insert_record_if_open(session: Session, record: AgencyRecord) -> bool:
     return _INSERT_RECORD_IF_OPEN.first(session, values) is not None
 
 
+def fetch_record(session: Session, vault_id: uuid.UUID, record_id: uuid.UUID) -> FetchedRecord:
+    """A record of the vault by id, not yet held to any scope (a RecordRow, with
+    ``has_notes`` and ``has_statements``)."""
+    row = _RECORD_BY_ID_ROW.first(session, {"vault_id": vault_id, "record_id": record_id})
+    return FetchedRecord(record_id, None if row is None else RecordRow._make(row))
+
+
 def record_row(session: Session, scope: VaultScope, record_id: uuid.UUID) -> Any:
     """One record in scope as a read-only row with the model's attribute names, or None.
     The row also says ``has_notes`` and ``has_statements``."""
-    statement, params = scope.record_row(record_id)
-    return statement.first(session, params)
+    row = fetch_record(session, scope.vault_id, record_id).row
+    return row if row is not None and scope.admits_record(row) else None
 
 
 _NOTE_TABLE = ViewNote.__table__  # type: ignore[attr-defined]

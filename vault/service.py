@@ -500,12 +500,9 @@ def get_record(
     """One record in ``scope``, its read logged. ``fetched``: the record as a caller
     already read it by id (or found it missing) without the scope's filters; it is then
     held to the same filters here, so what is out of scope still does not exist."""
-    if fetched is not None and fetched.record_id == record_id:
-        record = (
-            fetched.row if fetched.row is not None and scope.admits_record(fetched.row) else None
-        )
-    else:
-        record = repo.record_row(session, scope, record_id)
+    if fetched is None or fetched.record_id != record_id:
+        fetched = repo.fetch_record(session, scope.vault_id, record_id)
+    record = fetched.row if fetched.row is not None and scope.admits_record(fetched.row) else None
     if record is None:
         raise NotFound("We could not find that record.")
     _log_read_unless_owner(

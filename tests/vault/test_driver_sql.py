@@ -74,8 +74,9 @@ def test_a_scoped_row_is_only_found_inside_the_scope(services: Services) -> None
 def test_a_record_fetched_without_its_scope_is_held_to_the_same_filters(
     services: Services,
 ) -> None:
-    """The resource API reads a record by id with the token check, then applies the
-    grant's scope in Python (VaultScope.admits_record): it must agree with the SQL."""
+    """A record read by id (with the token check, or by fetch_record) is held to the
+    grant's scope in Python (VaultScope.admits_record): it must agree with the SQL
+    filters that list records (VaultScope.records)."""
     _person(services, "kim")
     _person(services, "sam")
     education = add_record(services, "kim", category="education")
@@ -99,8 +100,9 @@ def test_a_record_fetched_without_its_scope_is_held_to_the_same_filters(
             row = repo.record_row(session, owner, record_id)
             fetched = repo.FetchedRecord(record_id, row)
             for scope in scopes:
-                in_sql = repo.record_row(session, scope, record_id) is not None
+                in_sql = record_id in {r.id for r in repo.list_records(session, scope)}
                 assert scope.admits_record(row) is in_sql, (scope, record_id)
+                assert (repo.record_row(session, scope, record_id) is not None) is in_sql
                 if in_sql:
                     got = service.get_record(
                         session, services.vault, Actor.operator(), scope, record_id, fetched
