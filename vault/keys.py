@@ -250,11 +250,10 @@ class LocalKeyFileProvider:
         except sqlite3.Error as exc:
             self._readers.conn = None
             raise KeyUnavailable("The vault key store cannot be used") from exc
-        row = rows[0] if rows else None
-        if row is None:
+        if not rows:
             # Erased (or never created): fail closed, never with garbage.
             raise IntegrityFailure("This vault's key has been destroyed.")
-        return bytes(row[0])
+        return bytes(rows[0][0])
 
     # -- wrapping ---------------------------------------------------------------
     def current_kek_version(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import threading
 import uuid
 from pathlib import Path
 
@@ -73,6 +74,36 @@ class TestShredding:
             provider.unwrap_data_key(vault_id, key_id, wrapped)
         # secure_delete + VACUUM: the secret's bytes are gone from the key store file.
         assert secret not in provider.store_file.read_bytes()
+
+    def test_shredding_works_while_another_thread_keeps_its_reading_connection(
+        self, provider: LocalKeyFileProvider
+    ) -> None:
+        """Each thread keeps a connection to the key store for reading; one held open by
+        a busy writer thread must not stop an erasure or keep the secret readable."""
+        vault_id, key_id = uuid.uuid4(), uuid.uuid4()
+        provider.create_vault_secret(vault_id)
+        wrapped = provider.wrap_data_key(vault_id, key_id, b"k" * 32)
+        has_read, erased = threading.Event(), threading.Event()
+        seen: list[object] = []
+
+        def reader() -> None:
+            seen.append(provider._vault_secret(vault_id))
+            has_read.set()
+            erased.wait(10)
+            try:  # the same thread, its same connection, after the erasure
+                provider.unwrap_data_key(vault_id, key_id, wrapped)
+                seen.append("unwrapped")
+            except IntegrityFailure:
+                seen.append("refused")
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        assert has_read.wait(10)
+        provider.destroy_vault_secret(vault_id)
+        erased.set()
+        thread.join(10)
+        assert seen[1:] == ["refused"]
+        assert seen[0] not in provider.store_file.read_bytes()
 
     def test_wrapped_key_is_bound_to_its_vault_and_id(self, provider: LocalKeyFileProvider) -> None:
         vault_a, vault_b, key_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
