@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, update
+from sqlalchemy import and_, bindparam, delete, literal_column, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from app.auth.models import SignInThrottle
 from grants.models import (
     AccessRequest,
     Agency,
@@ -83,31 +84,6 @@ def remember_assertion(session: Session, client_id: str, jti: str, expires_at: d
 def forget_expired_assertions(session: Session) -> None:
     """Uses the expires_at index, so it touches only the expired rows."""
     session.execute(_FORGET_EXPIRED, {"now": utcnow()})
-
-
-_CLIENT_WITH_AGENCY = DriverStatement(
-    sa_select(
-        OAuthClient.__table__.c.client_id,  # type: ignore[attr-defined]
-        OAuthClient.__table__.c.jwks,  # type: ignore[attr-defined]
-        OAuthClient.__table__.c.auth_method,  # type: ignore[attr-defined]
-        OAuthClient.__table__.c.secret_hash,  # type: ignore[attr-defined]
-        OAuthClient.__table__.c.disabled_at,  # type: ignore[attr-defined]
-        Agency.__table__.c.id.label("agency_id"),  # type: ignore[attr-defined]
-        Agency.__table__.c.name.label("agency_name"),  # type: ignore[attr-defined]
-    )
-    .select_from(
-        OAuthClient.__table__.join(  # type: ignore[attr-defined]
-            Agency.__table__,  # type: ignore[attr-defined]
-            Agency.__table__.c.id == OAuthClient.__table__.c.agency_id,  # type: ignore[attr-defined]
-        )
-    )
-    .where(OAuthClient.__table__.c.client_id == bindparam("client_id"))  # type: ignore[attr-defined]
-)
-
-
-def client_with_agency(session: Session, client_id: str) -> Any:
-    """The client and its agency in one prebuilt query (every OAuth call needs both)."""
-    return _CLIENT_WITH_AGENCY.first(session, {"client_id": client_id})
 
 
 # -- connection codes and handles ------------------------------------------------------------
@@ -349,35 +325,91 @@ _TOUCH = DriverStatement(
 )
 
 
-_INTROSPECT = DriverStatement(
-    sa_select(
-        *_TOKEN_STATE,
-        _TOKEN.c.client_id,
-        _TOKEN.c.issued_at,
-        _GRANT.c.id.label("grant_id"),
-        _GRANT.c.actions,
-        _GRANT.c.categories,
-        _GRANT.c.record_ids,
-        _GRANT.c.purpose,
-        _GRANT.c.expires_at,
-        _GRANT.c.revoked_at,
-        _HANDLE.c.handle,
-    )
-    .select_from(
-        _TOKEN.join(_GRANT, _GRANT.c.id == _TOKEN.c.grant_id).outerjoin(
-            _HANDLE,
-            and_(
-                _HANDLE.c.agency_id == _GRANT.c.agency_id, _HANDLE.c.vault_id == _GRANT.c.vault_id
-            ),
-        )
-    )
-    .where(_TOKEN.c.token_hash == bindparam("token_hash"))
+# The presented token, its grant and the agency's handle (RFC 7662 answers from these).
+_INTROSPECT_COLUMNS = (
+    *_TOKEN_STATE,
+    _TOKEN.c.client_id.label("token_client_id"),
+    _TOKEN.c.issued_at,
+    _GRANT.c.id.label("grant_id"),
+    _GRANT.c.actions,
+    _GRANT.c.categories,
+    _GRANT.c.record_ids,
+    _GRANT.c.purpose,
+    _GRANT.c.expires_at,
+    _GRANT.c.revoked_at,
+    _HANDLE.c.handle,
+)
+_INTROSPECT_FROM = _TOKEN.join(_GRANT, _GRANT.c.id == _TOKEN.c.grant_id).outerjoin(
+    _HANDLE,
+    and_(_HANDLE.c.agency_id == _GRANT.c.agency_id, _HANDLE.c.vault_id == _GRANT.c.vault_id),
+)
+
+# -- an OAuth client's call, in one statement -----------------------------------------------
+_CLIENT = OAuthClient.__table__  # type: ignore[attr-defined]
+_THROTTLE = SignInThrottle.__table__  # type: ignore[attr-defined]
+# A sign-in throttle has two counters (app/auth/service.throttle_keys): account, address.
+_THROTTLE_COUNTERS = tuple(_THROTTLE.alias(f"throttle_{i}") for i in range(2))
+_CLIENT_COLUMNS = (
+    _CLIENT.c.client_id,
+    _CLIENT.c.jwks,
+    _CLIENT.c.auth_method,
+    _CLIENT.c.secret_hash,
+    _CLIENT.c.disabled_at,
+    _AGENCY.c.id.label("agency_id"),
+    _AGENCY.c.name.label("agency_name"),
 )
 
 
-def introspection_row(session: Session, token_hash: str) -> Any:
-    """Token, grant and the agency's handle in one prebuilt query (RFC 7662 calls)."""
-    return _INTROSPECT.first(session, {"token_hash": token_hash})
+def _client_call_statement(with_token: bool) -> DriverStatement:
+    """One row, always: the client and its agency (NULLs if there is no such client), the
+    caller's two failure counters (NULLs if it has none), and for introspection the
+    presented token's row (NULLs if there is no such token). Everything an OAuth call
+    reads before it may trust the caller, in one round trip instead of three."""
+    one_row = sa_select(literal_column("1").label("one")).subquery("one_row")
+    source = one_row.outerjoin(
+        _CLIENT.join(_AGENCY, _AGENCY.c.id == _CLIENT.c.agency_id),
+        _CLIENT.c.client_id == bindparam("client_id"),
+    )
+    columns: list[Any] = list(_CLIENT_COLUMNS)
+    for i, counter in enumerate(_THROTTLE_COUNTERS):
+        source = source.outerjoin(counter, counter.c.key == bindparam(f"throttle_{i}"))
+        columns += [
+            counter.c.window_started_at.label(f"throttle_{i}_started_at"),
+            counter.c.failures.label(f"throttle_{i}_failures"),
+        ]
+    if with_token:
+        source = source.outerjoin(_INTROSPECT_FROM, _TOKEN.c.token_hash == bindparam("token_hash"))
+        columns += _INTROSPECT_COLUMNS
+    return DriverStatement(sa_select(*columns).select_from(source))
+
+
+_CLIENT_CALL = _client_call_statement(with_token=False)
+_CLIENT_CALL_WITH_TOKEN = _client_call_statement(with_token=True)
+
+
+def client_call_row(
+    session: Session, client_id: str, throttle_keys: Sequence[str], token_hash: str | None = None
+) -> Any:
+    """What an OAuth call by ``client_id`` needs before it can trust the caller, in one
+    statement: the client and its agency, the caller's failure counters
+    (``throttle_keys``: the account key, then the address key) and, given ``token_hash``,
+    the introspected token (``_INTROSPECT_COLUMNS``). The client's columns are None when
+    there is no such client, the token's when there is no such token."""
+    account_key, address_key = throttle_keys
+    params = {"client_id": client_id, "throttle_0": account_key, "throttle_1": address_key}
+    if token_hash is None:
+        return _CLIENT_CALL.first(session, params)
+    return _CLIENT_CALL_WITH_TOKEN.first(session, {**params, "token_hash": token_hash})
+
+
+def throttle_counts_of(row: Any, throttle_keys: Sequence[str]) -> dict[str, tuple[datetime, int]]:
+    """A ``client_call_row``'s failure counters, keyed as ``throttle_counts`` keys them."""
+    counts = {}
+    for i, key in enumerate(throttle_keys):
+        started = getattr(row, f"throttle_{i}_started_at")
+        if started is not None:
+            counts[key] = (started, getattr(row, f"throttle_{i}_failures"))
+    return counts
 
 
 def bearer_row(session: Session, token_hash: str, handle: str) -> Any:

@@ -80,7 +80,9 @@ def _throttle_row(session: Session, settings: Settings, key: str, now: datetime)
     return row
 
 
-def _throttle_keys(settings: Settings, username: str, address: str) -> list[tuple[str, int]]:
+def throttle_keys(settings: Settings, username: str, address: str) -> list[tuple[str, int]]:
+    """The two counters a sign-in (or an OAuth client call) is held to, each with its
+    limit: one for the account, one for the address."""
     return [
         (
             _keyed_hash(settings, "throttle-account", username),
@@ -95,10 +97,18 @@ def _throttle_keys(settings: Settings, username: str, address: str) -> list[tupl
 
 def check_throttle(session: Session, settings: Settings, username: str, address: str) -> None:
     """Read-only: only failures lock and write their counters (``record_failure``)."""
+    keys = throttle_keys(settings, username, address)
+    refuse_if_throttled(settings, keys, repo.throttle_counts(session, [key for key, _ in keys]))
+
+
+def refuse_if_throttled(
+    settings: Settings, keys: list[tuple[str, int]], counts: dict[str, tuple[datetime, int]]
+) -> None:
+    """RateLimited if any counter is at its limit within the window. ``counts`` holds the
+    window start and failures of the keys that have a counter (read by the caller, so a
+    hot call can read them in a statement it runs anyway)."""
     now = utcnow()
     window = timedelta(minutes=settings.login_window_minutes)
-    keys = _throttle_keys(settings, username, address)
-    counts = repo.throttle_counts(session, [key for key, _limit in keys])
     for key, limit in keys:
         started, failures = counts.get(key, (now, 0))
         if now - started < window and failures >= limit:
@@ -107,7 +117,7 @@ def check_throttle(session: Session, settings: Settings, username: str, address:
 
 def record_failure(session: Session, settings: Settings, username: str, address: str) -> None:
     now = utcnow()
-    for key, _limit in _throttle_keys(settings, username, address):
+    for key, _limit in throttle_keys(settings, username, address):
         row = _throttle_row(session, settings, key, now)
         row.failures += 1
         session.add(row)

@@ -12,13 +12,12 @@ from fastapi.responses import JSONResponse, Response
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.auth import service as auth
 from app.container import Services
 from app.db import transaction
 from app.deps import DbSession, ServicesDep, client_address, get_services
 from app.jobs import notifier_for
-from grants.oauth import ciba, rfc6749, rfc7009, rfc7523, rfc7662, rfc8414
-from grants.oauth.errors import InvalidClientError, InvalidRequestError
+from grants.oauth import ciba, client_auth, rfc6749, rfc7009, rfc7662, rfc8414
+from grants.oauth.errors import InvalidRequestError
 from grants.oauth.rfc7523 import AuthenticatedClient
 
 router = APIRouter(tags=["oauth"])
@@ -54,32 +53,16 @@ async def oauth_form(request: Request) -> dict[str, str]:
 OAuthForm = Annotated[dict[str, str], Depends(oauth_form)]
 
 
-def _authenticate_in(
-    session: Session, services: Services, form: dict[str, str], authorization: str | None,
-    url: str, address: str,
-) -> AuthenticatedClient:  # fmt: skip
-    """Failed client authentications are throttled per address, like sign-ins
-    (SECURITY.md: login and token endpoints are rate-limited). A failure is counted in
-    this same transaction, and kept even though the call fails (``keeps_changes``)."""
-    # Agency systems get counters of their own: a school's misconfigured client must never
-    # lock its pupils out of signing in from the same network.
-    throttle_key = f"oauth-client:{address}"
-    auth.check_throttle(session, services.settings, throttle_key, throttle_key)
-    try:
-        return rfc7523.authenticate(session, services.grants, form, authorization, url)
-    except InvalidClientError as exc:
-        auth.record_failure(session, services.settings, throttle_key, throttle_key)
-        exc.keeps_changes = True
-        raise
-
-
 def _authenticate(
     services: Services, form: dict[str, str], authorization: str | None, url: str, address: str
 ) -> AuthenticatedClient:
-    """Client authentication in its own committed transaction, so a used ``jti`` stays
-    used even if the call then fails."""
+    """Client authentication in its own committed transaction, so a used ``jti`` (and a
+    counted failure) stays even if the call then fails."""
     with transaction(services.engine) as session:
-        return _authenticate_in(session, services, form, authorization, url, address)
+        client, _row = client_auth.authenticate_call(
+            session, services.settings, services.grants, form, authorization, url, address
+        )
+        return client
 
 
 async def oauth_client(
@@ -135,17 +118,25 @@ def token(form: OAuthForm, client: Client, db: DbSession, services: ServicesDep)
 
 
 @router.post(rfc8414.INTROSPECTION_PATH)
-async def introspect(request: Request, form: OAuthForm) -> JSONResponse:
+async def introspect(request: Request) -> JSONResponse:
     """RFC 7662 introspection. Resource servers call this on every request they serve, so
     client authentication and the token check run as one group-committed job
-    (app/group_commit.py); the used ``jti`` commits even when authentication then fails."""
+    (app/group_commit.py); the used ``jti`` commits even when authentication then fails.
+    The form is parsed here rather than as a dependency: the same parser, without
+    FastAPI's dependency resolution on every call."""
+    form = await oauth_form(request)
     services: Services = request.app.state.services
-    url = services.settings.issuer.rstrip("/") + request.url.path
+    url = services.settings.issuer.rstrip("/") + rfc8414.INTROSPECTION_PATH  # an allowed aud
     authorization, address = request.headers.get("authorization"), client_address(request)
 
+    token_hash = rfc7662.presented_token_hash(services.grants, form)
+
     def job(session: Session) -> dict[str, Any]:
-        client = _authenticate_in(session, services, form, authorization, url, address)
-        return rfc7662.introspect(session, services.grants, client, form)
+        client, row = client_auth.authenticate_call(
+            session, services.settings, services.grants, form, authorization, url, address,
+            token_hash,
+        )  # fmt: skip
+        return rfc7662.introspect(services.grants, client, row if token_hash else None)
 
     return _json(await services.committer.run(job))
 

@@ -23,7 +23,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,19 +47,44 @@ class AuthenticatedClient:
     agency_name: str
 
 
-def authenticate(
+@dataclass(frozen=True)
+class PresentedClient:
+    """Who a call says it is, read from the request alone: the ``client_id``, and either
+    the parsed (not yet verified) assertion or the Basic secret. Nothing here is trusted
+    until ``verify`` has checked it against the registered client."""
+
+    client_id: str
+    compact: jws.CompactSignature | None = None
+    claims: dict[str, Any] = field(default_factory=dict)
+    secret: str | None = field(default=None, repr=False)
+
+
+def presented_client(form: Mapping[str, str], authorization: str | None) -> PresentedClient:
+    """Parse the client's credentials (InvalidClientError if they are missing or
+    malformed). The caller then looks up the client named and calls ``verify``
+    (``client_auth.authenticate_call`` does both, for every OAuth endpoint)."""
+    if form.get("client_assertion") is not None:
+        return _presented_assertion(form)
+    if authorization and authorization.lower().startswith("basic "):
+        return _presented_secret(authorization)
+    raise invalid_client("client authentication is required (private_key_jwt)")
+
+
+def verify(
     session: Session,
     config: GrantsConfig,
-    form: Mapping[str, str],
-    authorization: str | None,
+    presented: PresentedClient,
+    client: Any,
     endpoint_url: str,
 ) -> AuthenticatedClient:
-    """Authenticate the client of a token, backchannel, introspection or revocation call."""
-    if form.get("client_assertion") is not None:
-        return _by_assertion(session, config, form, endpoint_url)
-    if authorization and authorization.lower().startswith("basic "):
-        return _by_secret(session, config, authorization)
-    raise invalid_client("client authentication is required (private_key_jwt)")
+    """Check ``presented`` against ``client``, the registered client it names and its
+    agency (a row with ``client_id`` None, or None, when there is no such client). For an
+    assertion this also remembers its ``jti``, so it can never be used again."""
+    if client is not None and client.client_id is None:
+        client = None
+    if presented.compact is None:
+        return _by_secret(config, presented, client)
+    return _by_assertion(session, config, presented, client, endpoint_url)
 
 
 # Built once: only the asymmetric algorithms, so "none" and HS* can never verify.
@@ -78,9 +103,7 @@ def _peek(assertion: str) -> tuple[jws.CompactSignature, dict[str, Any], dict[st
     return compact, dict(compact.headers()), claims
 
 
-def _by_assertion(
-    session: Session, config: GrantsConfig, form: Mapping[str, str], endpoint_url: str
-) -> AuthenticatedClient:
+def _presented_assertion(form: Mapping[str, str]) -> PresentedClient:
     if form.get("client_assertion_type") != ASSERTION_TYPE:
         raise invalid_client(f"client_assertion_type must be {ASSERTION_TYPE}")
     assertion = form["client_assertion"]
@@ -97,17 +120,30 @@ def _by_assertion(
         raise invalid_client("client_assertion needs iss")
     if form.get("client_id") not in (None, client_id):
         raise invalid_client("client_id does not match the assertion")
-    client = repo.client_with_agency(session, client_id)
+    return PresentedClient(client_id=client_id, compact=compact, claims=claims)
+
+
+def _by_assertion(
+    session: Session,
+    config: GrantsConfig,
+    presented: PresentedClient,
+    client: Any,
+    endpoint_url: str,
+) -> AuthenticatedClient:
     if client is None or client.disabled_at is not None:
         # Every client has its JWKS: --allow-secret adds Basic, it never removes the key.
         raise invalid_client("unknown client")
+    assert presented.compact is not None  # noqa: S101 - verify() sends only assertions here
     try:
-        verified = jws.validate_compact(compact, _key_set(client.jwks), registry=_REGISTRY)
+        verified = jws.validate_compact(
+            presented.compact, _key_set(client.jwks), registry=_REGISTRY
+        )
     except (JoseError, ValueError):
         verified = False
     if not verified:
         raise invalid_client("client_assertion signature does not verify")
-    # The claims parsed above are the signed payload: trusted from here on.
+    # The claims parsed earlier are the signed payload: trusted from here on.
+    claims, client_id = presented.claims, presented.client_id
     _check_claims(config, claims, client_id, endpoint_url)
     _remember_jti(session, client_id, claims["jti"], claims["exp"])
     return AuthenticatedClient(
@@ -159,13 +195,19 @@ def _remember_jti(session: Session, client_id: str, jti: str, exp: int) -> None:
         raise invalid_client("client_assertion jti has been used before")
 
 
-def _by_secret(session: Session, config: GrantsConfig, authorization: str) -> AuthenticatedClient:
+def _presented_secret(authorization: str) -> PresentedClient:
     try:
         decoded = base64.b64decode(authorization.split(" ", 1)[1], validate=True).decode()
         client_id, secret = decoded.split(":", 1)
     except (binascii.Error, UnicodeDecodeError, ValueError, IndexError):
         raise invalid_client("malformed Basic credentials") from None
-    client = repo.client_with_agency(session, client_id)
+    return PresentedClient(client_id=client_id, secret=secret)
+
+
+def _by_secret(
+    config: GrantsConfig, presented: PresentedClient, client: Any
+) -> AuthenticatedClient:
+    secret = presented.secret or ""
     if (
         client is None
         or client.disabled_at is not None
@@ -175,8 +217,15 @@ def _by_secret(session: Session, config: GrantsConfig, authorization: str) -> Au
     ):
         raise invalid_client("client authentication failed")
     return AuthenticatedClient(
-        client_id=client_id, agency_id=client.agency_id, agency_name=client.agency_name
+        client_id=presented.client_id, agency_id=client.agency_id, agency_name=client.agency_name
     )
 
 
-__all__ = ["ASSERTION_TYPE", "AuthenticatedClient", "InvalidClientError", "authenticate"]
+__all__ = [
+    "ASSERTION_TYPE",
+    "AuthenticatedClient",
+    "InvalidClientError",
+    "PresentedClient",
+    "presented_client",
+    "verify",
+]

@@ -7,9 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlmodel import Session
-
-from grants import repository as repo
 from grants.config import GrantsConfig
 from grants.oauth.rfc7523 import AuthenticatedClient
 from grants.oauth.tokens import granted_details, hash_token
@@ -18,25 +15,31 @@ from vault.db_types import utcnow
 INACTIVE = {"active": False}
 
 
-def introspect(
-    session: Session, config: GrantsConfig, client: AuthenticatedClient, form: Mapping[str, str]
-) -> dict[str, Any]:
+def presented_token_hash(config: GrantsConfig, form: Mapping[str, str]) -> str | None:
+    """The keyed hash the token is stored under, or None for no token or one too long to
+    be ours (then nothing is looked up)."""
     presented = form.get("token")
     if not presented or len(presented) > 200:
-        return INACTIVE
-    row = repo.introspection_row(session, hash_token(config, presented))
-    if row is None:
+        return None
+    return hash_token(config, presented)
+
+
+def introspect(config: GrantsConfig, client: AuthenticatedClient, row: Any) -> dict[str, Any]:
+    """The answer for ``client`` about the token in ``row`` (the token, its grant and the
+    agency's handle, read by ``client_auth.authenticate_call``; its token columns are
+    None when no such token exists, and ``row`` is None when no token was presented)."""
+    if row is None or row.token_expires_at is None:
         return INACTIVE
     now = utcnow()
     token_active = (
         row.token_revoked_at is None and row.token_rotated_at is None and now < row.token_expires_at
     )
     grant_active = row.revoked_at is None and now < row.expires_at  # as Grant.is_active
-    if row.client_id != client.client_id or not token_active or not grant_active:
+    if row.token_client_id != client.client_id or not token_active or not grant_active:
         return INACTIVE
     return {
         "active": True,
-        "client_id": row.client_id,
+        "client_id": row.token_client_id,
         "token_type": "Bearer" if row.kind == "access" else "refresh_token",
         "exp": int(row.token_expires_at.timestamp()),
         "iat": int(row.issued_at.timestamp()),

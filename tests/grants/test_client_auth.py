@@ -6,6 +6,7 @@ import base64
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -116,6 +117,37 @@ class TestPrivateKeyJwt:
         forged = other.assertion(iss=agency.client_id, sub=agency.client_id)
         assert introspect_with(agency, forged)[0] == 401
 
+    def test_unknown_client_is_refused_and_counted(
+        self, agency: AgencyClient, services: Services
+    ) -> None:
+        """A well-formed, well-signed assertion naming no registered client."""
+        nobody = "sk_" + "0" * 24
+        status, body = introspect_with(agency, agency.assertion(iss=nobody, sub=nobody))
+        assert status == 401 and body["error_description"] == "unknown client"
+        [(failures,)] = run_sql(services, "SELECT sum(failures) FROM sign_in_throttle")
+        assert failures == 2  # the address's two counters, one failure each
+
+    def test_disabled_client_is_refused(self, agency: AgencyClient, services: Services) -> None:
+        assert introspect_with(agency, agency.assertion())[0] == 200
+        run_sql(
+            services,
+            "UPDATE oauth_client SET disabled_at = :now WHERE client_id = :id",
+            now=datetime.now(UTC),
+            id=agency.client_id,
+        )
+        status, body = introspect_with(agency, agency.assertion())
+        assert status == 401 and body["error_description"] == "unknown client"
+
+    @pytest.mark.parametrize("token", ["", "skat_" + "x" * 300])
+    def test_no_token_or_an_overlong_one_is_inactive(
+        self, agency: AgencyClient, services: Services, token: str
+    ) -> None:
+        """Nothing to look up, but the client is still authenticated: its jti is spent."""
+        assertion = agency.assertion()
+        answered = agency.post("/oauth/introspect", {"token": token}, assertion)
+        assert answered.status_code == 200 and answered.json() == {"active": False}
+        assert introspect_with(agency, assertion)[0] == 401  # used before
+
     @pytest.mark.parametrize(
         "form",
         [
@@ -161,6 +193,20 @@ def test_failed_client_authentication_is_throttled_per_address(
         assert introspect_with(agency, agency.assertion(aud="https://wrong.example"))[0] == 401
     blocked = agency.post("/oauth/introspect", {"token": "t"})
     assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+
+
+def test_a_throttled_address_hears_429_before_anything_is_checked(
+    agency: AgencyClient, client: TestClient, services: Services
+) -> None:
+    """Once throttled, even malformed credentials, or none, are answered 429 (and a good
+    assertion is refused too, so guessing gains nothing)."""
+    services.settings.login_max_failures_per_address = 2
+    for _ in range(2):
+        assert introspect_with(agency, "not.a.jwt")[0] == 401  # malformed: counted too
+    assert introspect_with(agency, "not.a.jwt")[0] == 429
+    assert client.post("/oauth/introspect", data={"token": "t"}).status_code == 429
+    assert introspect_with(agency, agency.assertion())[0] == 429
+    assert agency.post("/oauth/token", {"grant_type": "refresh_token"}).status_code == 429
 
 
 def test_agency_auth_failures_do_not_lock_out_young_people(
