@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, literal_column, update
+from sqlalchemy import Text, and_, bindparam, cast, delete, literal_column, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -351,7 +351,9 @@ _THROTTLE = SignInThrottle.__table__  # type: ignore[attr-defined]
 _THROTTLE_COUNTERS = tuple(_THROTTLE.alias(f"throttle_{i}") for i in range(2))
 _CLIENT_COLUMNS = (
     _CLIENT.c.client_id,
-    _CLIENT.c.jwks,
+    # As its stored text, not parsed: rfc7523 keeps the parsed key set cached by that text,
+    # so a call parses nothing (the drivers would parse JSON on every call).
+    cast(_CLIENT.c.jwks, Text).label("jwks"),
     _CLIENT.c.auth_method,
     _CLIENT.c.secret_hash,
     _CLIENT.c.disabled_at,
