@@ -81,7 +81,7 @@ class GroupCommitter:
     appends queue in one place instead of waiting on each other's row locks.
     """
 
-    def __init__(self, engine: Engine, lanes: int = 2) -> None:
+    def __init__(self, engine: Engine, lanes: int = 3) -> None:
         if engine.dialect.name == "sqlite":
             lanes = 1  # one writer at a time: more lanes would only queue for the lock
         self._lanes = [_Lane(engine) for _ in range(lanes)]

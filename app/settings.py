@@ -62,8 +62,9 @@ class Settings(BaseSettings):
     # the GIL and the database lock than anyio's default of 40 (docs/benchmarks.md).
     worker_threads: int = Field(default=4, ge=1, le=64)
     # Group-commit writer lanes for the agency hot path (app/group_commit.py) on
-    # PostgreSQL; SQLite always has one, as it has one writer.
-    writer_lanes: int = Field(default=2, ge=1, le=32)
+    # PostgreSQL; SQLite always has one, as it has one writer. Three keep one core busy
+    # while the others wait on round trips; more contend for the GIL (docs/benchmarks.md).
+    writer_lanes: int = Field(default=3, ge=1, le=32)
 
     max_photo_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     # Hard cap on any request body, enforced while the body streams in.
