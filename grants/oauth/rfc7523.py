@@ -80,8 +80,8 @@ def verify(
     """Check ``presented`` against ``client``, the registered client it names and its
     agency (a row with ``client_id`` None, or None, when there is no such client). For an
     assertion this also remembers its ``jti``, so it can never be used again."""
-    if client is not None and client.client_id is None:
-        client = None
+    if client is not None and client.client_id != presented.client_id:
+        client = None  # no such client (or, defensively, a row for another one)
     if presented.compact is None:
         return _by_secret(config, presented, client)
     return _by_assertion(session, config, presented, client, endpoint_url)
