@@ -269,16 +269,16 @@ _RECORD = AgencyRecord.__table__  # type: ignore[attr-defined]
 
 # Built once, executed with bind parameters: building a statement per call costs more
 # than running it.
-# Whether the token itself is live: its kind and times (both hot queries read these).
+# Whether the token itself is live, and whose it is (both hot queries read these).
 _TOKEN_STATE = (
     _TOKEN.c.kind,
+    _TOKEN.c.client_id.label("token_client_id"),
     _TOKEN.c.expires_at.label("token_expires_at"),
     _TOKEN.c.revoked_at.label("token_revoked_at"),
     _TOKEN.c.rotated_at.label("token_rotated_at"),
 )
 _BEARER_COLUMNS = (
     *_TOKEN_STATE,
-    _TOKEN.c.client_id.label("token_client_id"),
     _GRANT.c.id,
     _GRANT.c.vault_id,
     _GRANT.c.agency_id,
@@ -328,7 +328,6 @@ _TOUCH = DriverStatement(
 # The presented token, its grant and the agency's handle (RFC 7662 answers from these).
 _INTROSPECT_COLUMNS = (
     *_TOKEN_STATE,
-    _TOKEN.c.client_id.label("token_client_id"),
     _TOKEN.c.issued_at,
     _GRANT.c.id.label("grant_id"),
     _GRANT.c.actions,

@@ -145,6 +145,11 @@ class FetchedRecord:
     record_id: uuid.UUID
     row: Any  # a RecordRow, or None
 
+    def in_scope(self, scope: VaultScope) -> Any:
+        """The row if ``scope`` may see it, else None: the one rule for every read of
+        one record by id (``VaultScope.admits_record``)."""
+        return self.row if self.row is not None and scope.admits_record(self.row) else None
+
 
 def record_from(row: Any, record_id: uuid.UUID) -> FetchedRecord:
     """The record in a row made with ``record_columns()`` (looked up by ``record_id``)."""
@@ -307,8 +312,7 @@ def fetch_record(session: Session, vault_id: uuid.UUID, record_id: uuid.UUID) ->
 def record_row(session: Session, scope: VaultScope, record_id: uuid.UUID) -> Any:
     """One record in scope as a read-only row with the model's attribute names, or None.
     The row also says ``has_notes`` and ``has_statements``."""
-    row = fetch_record(session, scope.vault_id, record_id).row
-    return row if row is not None and scope.admits_record(row) else None
+    return fetch_record(session, scope.vault_id, record_id).in_scope(scope)
 
 
 _NOTE_TABLE = ViewNote.__table__  # type: ignore[attr-defined]

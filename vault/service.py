@@ -502,7 +502,7 @@ def get_record(
     held to the same filters here, so what is out of scope still does not exist."""
     if fetched is None or fetched.record_id != record_id:
         fetched = repo.fetch_record(session, scope.vault_id, record_id)
-    record = fetched.row if fetched.row is not None and scope.admits_record(fetched.row) else None
+    record = fetched.in_scope(scope)
     if record is None:
         raise NotFound("We could not find that record.")
     _log_read_unless_owner(

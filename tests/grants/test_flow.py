@@ -475,6 +475,33 @@ class TestTokensAndReads:
         assert other.revoke(tokens["refresh_token"]).status_code == 200  # says nothing...
         assert school.introspect(tokens["access_token"])["active"] is True  # ...does nothing
 
+    def test_a_live_token_tells_an_unproven_caller_nothing(
+        self, client: TestClient, services: Services, school: AgencyClient, young: dict[str, Any]
+    ) -> None:
+        """Introspection reads the token in the same statement as the client, before the
+        client is proven (grants/oauth/client_auth.py): a caller who fails client
+        authentication must learn nothing of it, and change nothing."""
+        tokens = granted(client, school, young)
+        other = agency_client(client, services, name="Example Health Board")
+        spent = school.assertion()
+        assert school.introspect(tokens["access_token"])["active"] is True
+        attempts = {
+            "forged": other.assertion(iss=school.client_id, sub=school.client_id),
+            "wrong aud": school.assertion(aud="https://elsewhere.example"),
+            "expired": school.assertion(iat=1_000_000_000, exp=1_000_000_060),
+            "unknown client": school.assertion(iss="sk_" + "0" * 24, sub="sk_" + "0" * 24),
+            "replayed jti": spent,
+        }
+        assert school.post("/oauth/introspect", {"token": "x"}, spent).status_code == 200
+        for why, assertion in attempts.items():
+            answered = school.post(
+                "/oauth/introspect", {"token": tokens["access_token"]}, assertion
+            )
+            assert answered.status_code == 401, why
+            assert set(answered.json()) == {"error", "error_description"}, why
+            assert tokens["grant_id"] not in answered.text, why
+        assert school.introspect(tokens["access_token"])["active"] is True
+
     def test_handles_are_per_agency(
         self, client: TestClient, services: Services, school: AgencyClient, young: dict[str, Any]
     ) -> None:
