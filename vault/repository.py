@@ -111,15 +111,16 @@ _RECORD = AgencyRecord.__table__  # type: ignore[attr-defined]
 
 def _has_notes_and_statements(prefix: str = "") -> list[Any]:
     """Whether a record has notes or statements, as columns of its own row: most have
-    neither, and then note_rows and statement_rows need not run at all."""
+    neither, and then note_rows and statement_rows need not run at all.
+
+    Only a hint, so it asks by record id alone (a record's id is its primary key; the
+    rows themselves are then read by vault and record). Asked by vault too, SQLite,
+    which has no statistics unless ANALYZE has run, takes the vault index and walks
+    every note of the vault for a record that has none: 0.3 ms a read at 3,000 notes."""
     notes, corrections = ViewNote.__table__, CorrectionRequest.__table__  # type: ignore[attr-defined]
-    has_notes = exists().where(
-        notes.c.record_id == _RECORD.c.id, notes.c.vault_id == _RECORD.c.vault_id
-    )
+    has_notes = exists().where(notes.c.record_id == _RECORD.c.id)
     has_statements = exists().where(
-        corrections.c.record_id == _RECORD.c.id,
-        corrections.c.vault_id == _RECORD.c.vault_id,
-        corrections.c.statement_sealed.is_not(None),
+        corrections.c.record_id == _RECORD.c.id, corrections.c.statement_sealed.is_not(None)
     )
     return [has_notes.label(f"{prefix}has_notes"), has_statements.label(f"{prefix}has_statements")]
 

@@ -19,7 +19,7 @@ from vault.actors import Actor
 from vault.errors import NotFound
 from vault.models import AgencyRecord, AuditEvent, Vault
 from vault.repository import VaultScope
-from vault.schemas import RecordCreate
+from vault.schemas import NoteCreate, RecordCreate
 
 
 def _vault_of(session: Session, username: str) -> Vault:
@@ -162,3 +162,38 @@ def test_a_record_goes_only_into_an_open_vault(services: Services) -> None:
             service.add_record(session, services.vault, Actor.operator(), target, data)
     rows = run_sql(services, "SELECT COUNT(*) FROM agency_record")
     assert rows[0][0] == 1
+
+
+def test_a_records_notes_hint_is_its_own_and_asked_by_record(services: Services) -> None:
+    """``has_notes`` on a fetched record says whether that record has notes (so its notes
+    are read, or the query skipped), and SQLite answers it from the record's index: asked
+    by vault as well, it walked every note in the vault for each record read."""
+    _person(services, "kim")
+    noted = add_record(services, "kim", title="noted")
+    plain = add_record(services, "kim", title="plain")
+    with transaction(services.engine) as session:
+        vault = _vault_of(session, "kim")
+        service.add_note(
+            session, services.vault, Actor.operator(), vault, noted, NoteCreate(body="mine")
+        )
+    with transaction(services.engine) as session:
+        scope = VaultScope.owner(vault.id)
+        assert repo.record_row(session, scope, noted).has_notes
+        assert not repo.record_row(session, scope, plain).has_notes
+        assert not repo.record_row(session, scope, plain).has_statements
+        got = service.get_record(session, services.vault, Actor.operator(), scope, noted)
+        assert [n.body for n in got.notes] == ["mine"]
+        assert (
+            service.get_record(session, services.vault, Actor.operator(), scope, plain).notes == []
+        )
+        if session.get_bind().dialect.name != "sqlite":
+            return  # PostgreSQL plans from its own statistics
+        statement = repo._RECORD_BY_ID_ROW.statement.compile(dialect=session.get_bind().dialect)
+        plan = " ".join(
+            str(step[-1])
+            for step in session.connection().exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", (vault.id.hex, noted.hex)
+            )
+        )
+    assert "ix_view_note_record_time" in plan and "ix_view_note_vault_id" not in plan, plan
+    assert "ix_correction_request_record_time" in plan, plan
