@@ -299,7 +299,7 @@ def write_record(
         }
     )
     record = vault_service.add_record(session, services, access.actor, access.grant.vault_id, data)
-    return vault_service.record_public(session, services, record)
+    return vault_service.record_public(record, data)
 
 
 # -- the practitioner pages: the same checks and the same reads as the resource API ---------------

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, delete, exists, false, insert, update
 from sqlalchemy import select as sa_select
@@ -127,7 +126,30 @@ def _has_notes_and_statements(prefix: str = "") -> list[Any]:
 
 RECORD_PREFIX = "record_"
 _RECORD_ROW_FIELDS = [c.key for c in _RECORD.columns] + ["has_notes", "has_statements"]
-RecordRow = namedtuple("RecordRow", _RECORD_ROW_FIELDS)  # type: ignore[misc]
+
+
+class RecordRow(NamedTuple):
+    """An agency record as a read-only row: the table's columns (checked below), and
+    whether it has notes or statements. Reads give it, and ``add_record`` returns one."""
+
+    id: uuid.UUID
+    vault_id: uuid.UUID
+    agency: str
+    author_name: str
+    author_role: str
+    category: str
+    shanarri: list[str]
+    title_sealed: bytes
+    body_sealed: bytes
+    occurred_at: datetime
+    created_at: datetime
+    version: int
+    has_notes: bool
+    has_statements: bool
+
+
+if list(RecordRow._fields) != _RECORD_ROW_FIELDS:  # the model changed: change RecordRow too
+    raise RuntimeError(f"RecordRow {RecordRow._fields} does not match {_RECORD_ROW_FIELDS}")
 
 
 def record_columns() -> list[Any]:
@@ -296,9 +318,9 @@ def vault_is_open(session: Session, vault_id: uuid.UUID) -> bool:
     return row is not None and row.erased_at is None
 
 
-def insert_record_if_open(session: Session, record: AgencyRecord) -> bool:
-    """Write a new record (built but not added to the session) with one driver statement,
-    if its vault exists and is not erased. False: nothing was written."""
+def insert_record_if_open(session: Session, record: Any) -> bool:
+    """Write a new record (a ``RecordRow``, or any object with its columns) with one
+    driver statement, if its vault exists and is not erased. False: nothing was written."""
     values = {c: getattr(record, c) for c in _RECORD_COLUMNS}
     return _INSERT_RECORD_IF_OPEN.first(session, values) is not None
 

@@ -579,6 +579,11 @@ class TestWriting:
         assert mine["body"] == "Extra time in exams." and mine["agency"] == "Example High School"
         trail = client.get("/api/v1/me/audit").json()["events"]
         assert trail[0]["action"] == "record:added" and trail[0]["grant_id"] == writer["grant_id"]
+        # What the writer is shown back is what was stored: both reads open it again.
+        read_back = client.get(f"{records_url(writer)}/{made['id']}", headers=bearer(writer))
+        assert read_back.status_code == 200, read_back.text
+        for stored in (mine, read_back.json()):
+            assert {key: stored[key] for key in made} == made
 
     @pytest.mark.parametrize(
         "record",
