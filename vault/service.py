@@ -379,16 +379,12 @@ def get_photo(
 
 
 # -- agency records ------------
-def _record_ctx(record: AgencyRecord, field: str) -> FieldContext:
+def _record_ctx(record: AgencyRecord | repo.RecordRow, field: str) -> FieldContext:
     return FieldContext(record.vault_id, "agency_record", record.id, field, record.version)
 
 
 def _note_ctx(note: ViewNote) -> FieldContext:
     return FieldContext(note.vault_id, "view_note", note.id, "body", 1)
-
-
-# A new record's version (AgencyRecord.version's default); corrections make the next ones.
-FIRST_VERSION = 1
 
 
 def add_record(
@@ -412,18 +408,20 @@ def add_record(
         if not repo.vault_is_open(session, vault_id):  # no vault, or erased with its keys
             raise NotFound("No such vault.") from None
         raise
-    record_id, now = uuid.uuid4(), utcnow()
-    title = FieldContext(vault_id, "agency_record", record_id, "title", FIRST_VERSION)
-    body = FieldContext(vault_id, "agency_record", record_id, "body", FIRST_VERSION)
+    now = utcnow()
     record = repo.RecordRow(
-        id=record_id, vault_id=vault_id, agency=data.agency, author_name=data.author_name,
+        id=uuid.uuid4(), vault_id=vault_id, agency=data.agency, author_name=data.author_name,
         author_role=data.author_role, category=data.category,
-        shanarri=sorted(set(data.shanarri)),
-        title_sealed=seal(key, title, data.title.encode()),
-        body_sealed=seal(key, body, data.body.encode()),
-        occurred_at=data.occurred_at or now, created_at=now, version=FIRST_VERSION,
-        has_notes=False, has_statements=False,
+        shanarri=sorted(set(data.shanarri)), title_sealed=b"", body_sealed=b"",
+        occurred_at=data.occurred_at or now, created_at=now,
+        version=AgencyRecord.model_fields["version"].default, has_notes=False,
+        has_statements=False,
     )  # fmt: skip
+    # Sealed against the record's own context (_record_ctx), as every read opens it.
+    record = record._replace(
+        title_sealed=seal(key, _record_ctx(record, "title"), data.title.encode()),
+        body_sealed=seal(key, _record_ctx(record, "body"), data.body.encode()),
+    )
     # Whether the vault is (still) open is checked by the insert itself: one statement.
     if not repo.insert_record_if_open(session, record):
         raise NotFound("No such vault.")
