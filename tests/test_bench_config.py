@@ -4,6 +4,7 @@ into the run's own temporary directory, so a quick look never replaces the recor
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_the_full_run_writes_the_record(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     cfg = bench.Config.from_env()
     assert not cfg.partial
-    assert bench.doc_path(bench.dataclasses.replace(cfg, tmp=tmp_path)) == bench.DOC
+    assert bench.doc_path(dataclasses.replace(cfg, tmp=tmp_path)) == bench.DOC
 
 
 @pytest.mark.parametrize("env", NARROWER, ids=",".join)
@@ -40,7 +41,7 @@ def test_a_narrower_run_writes_beside_its_own_files(
 ) -> None:
     for name, value in env.items():
         clean_env.setenv(name, value)
-    cfg = bench.dataclasses.replace(bench.Config.from_env(), tmp=tmp_path)
+    cfg = dataclasses.replace(bench.Config.from_env(), tmp=tmp_path)
     assert cfg.partial
     assert bench.doc_path(cfg) == tmp_path / "benchmarks.md"
 
@@ -50,6 +51,6 @@ def test_more_than_the_issue_asks_is_still_the_record(
 ) -> None:
     clean_env.setenv("BENCH_CONNECTIONS", "8,64,256")
     clean_env.setenv("BENCH_YOUNG_PEOPLE", "2000")
-    cfg = bench.dataclasses.replace(bench.Config.from_env(), tmp=tmp_path)
+    cfg = dataclasses.replace(bench.Config.from_env(), tmp=tmp_path)
     assert not cfg.partial
     assert bench.doc_path(cfg) == bench.DOC
