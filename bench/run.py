@@ -1072,15 +1072,22 @@ def summarise_profile(path: Path, top: int = 14) -> None:
         log(f"no profile in {path}")
         return
     inclusive: dict[str, int] = {}
-    total = 0
-    for line in path.read_text(encoding="utf-8").splitlines():
+    total = unreadable = 0
+    # py-spy --nonblocking reads the server's memory while it runs, so now and then a
+    # frame's name is garbage, even one holding a newline that splits its stack in two.
+    # Such a line has no sample count at its end: skip it rather than lose the profile.
+    for line in path.read_text(encoding="utf-8", errors="replace").split("\n"):
         stack, _, raw = line.rpartition(" ")
+        if not stack or not raw.isdigit():
+            unreadable += bool(line)
+            continue
         samples = int(raw)
         total += samples
         for frame in {re.sub(r":\d+\)$", ")", f) for f in stack.split(";")}:
             if re.search(r"\((app|grants|vault)/|do_execute|do_commit|Condition\.wait", frame):
                 inclusive[frame] = inclusive.get(frame, 0) + samples
-    log(f"profile {path.name}: {total} samples (threads not idle)")
+    skipped = f", {unreadable} unreadable line(s) skipped" if unreadable else ""
+    log(f"profile {path.name}: {total} samples (threads not idle){skipped}")
     for frame, samples in sorted(inclusive.items(), key=lambda x: -x[1])[:top]:
         log(f"   {samples / max(total, 1):6.1%}  {frame}")
 

@@ -1,6 +1,7 @@
 """`make bench` writes docs/benchmarks.md only for the run the issue asks for: a look at
 fewer requests, databases or connection counts, at less data, or under a profiler goes
-into the run's own temporary directory, so a quick look never replaces the record."""
+into the run's own temporary directory, so a quick look never replaces the record. And a
+profile under BENCH_PYSPY is summarised even when py-spy garbles a frame."""
 
 from __future__ import annotations
 
@@ -54,3 +55,24 @@ def test_more_than_the_issue_asks_is_still_the_record(
     cfg = dataclasses.replace(bench.Config.from_env(), tmp=tmp_path)
     assert not cfg.partial
     assert bench.doc_path(cfg) == bench.DOC
+
+
+def test_a_profile_with_a_garbled_frame_is_still_summarised(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """py-spy samples a running process, so a frame name can be garbage holding a newline,
+    which leaves a stack line with no sample count: the summary skips it and goes on."""
+    profile = tmp_path / "profile-read-8-round1.txt"
+    serve = "main (app/cli.py:10);serve (app/cli.py:20)"
+    profile.write_text(
+        f"{serve};authorize (grants/access.py:140) 3\n"
+        f"{serve};Logger.info (logging/__init__.py:1489);\n"  # the garbled frame's newline
+        " (\u7ce0:216035824) 1\n"
+        f"{serve} 1\n",
+        encoding="utf-8",
+    )
+    bench.summarise_profile(profile)
+    out = capsys.readouterr().out
+    assert "5 samples (threads not idle), 1 unreadable line(s) skipped" in out
+    assert "80.0%  serve (app/cli.py)" in out
+    assert "60.0%  authorize (grants/access.py)" in out
