@@ -19,7 +19,14 @@ SAVEPOINT (a job alone needs none). So:
   work (it wrote nothing, or the batch runs again in savepoints), unless the error says
   its changes must stay (``keeps_changes``, e.g. a used client-assertion ``jti``);
 * if the commit itself fails, every request of that batch gets the error: none of them
-  is told its work landed.
+  is told its work landed;
+* on PostgreSQL a job in a batch waits only briefly for a row another transaction has
+  locked (``LOCK_WAIT_MS``). A batch holds the locks of the jobs before it, so two
+  batches (two lanes, or two app processes) that want each other's rows would otherwise
+  wait for PostgreSQL's deadlock check (``deadlock_timeout``, 1 s) to fail one of them.
+  A job that gives up, or is chosen as a deadlock victim anyway, runs again as soon as
+  its batch has committed, alone and waiting as long as it must: it then holds nobody
+  else's locks, so its waiting cannot close a circle.
 
 This is the technique databases use for their own logs (PostgreSQL's ``commit_delay``,
 "group commit" in Gray and Reuter, *Transaction Processing*, 9.4.7). It does not wait to
@@ -51,6 +58,12 @@ log = logging.getLogger("storykeep.group_commit")
 MAX_BATCH = 64
 # How long an idle writer keeps its connection, and then its thread.
 IDLE_SECONDS = 1.0
+# PostgreSQL: how long a job in a batch waits for another transaction's row lock before
+# it gives up (lock_not_available) and runs again alone. Longer than a batch usually
+# holds its locks, far shorter than the deadlock check.
+LOCK_WAIT_MS = 50
+# How often one job may run again alone after losing a lock conflict.
+MAX_RERUNS = 3
 
 
 @dataclass
@@ -59,7 +72,7 @@ class _Pending:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     outcome: tuple[bool, Any] = field(default=(False, None))
-    retried: bool = False
+    reruns: int = 0
 
 
 class WriterStopped(RuntimeError):
@@ -121,11 +134,12 @@ class _Lane:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopping = False
-        # How many batches, how many jobs in them, and how many batches ran twice
-        # (tests and diagnostics).
+        # How many batches, how many jobs in them, how many batches ran twice, and how
+        # many jobs ran again alone after a lock conflict (tests and diagnostics).
         self.batches = 0
         self.jobs = 0
         self.replays = 0
+        self.reruns = 0
         self._writes = WriteCount()  # the running batch's
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -195,42 +209,90 @@ class _Lane:
             while (batch := self._next_batch(connection is not None)) is not None:
                 if not batch:
                     if connection is not None:
-                        connection.close()
+                        self._release(connection)
                     connection = None
                     continue
-                if connection is None:
-                    connection = self.engine.connect()
-                    # Statements through SQLAlchemy (ORM and Core) count as writes unless
-                    # they only read; driver statements count themselves (vault/driver_sql).
-                    event.listen(connection, "before_cursor_execute", self._count_write)
-                try:
-                    self._run_batch(connection, batch)
-                except Exception as exc:  # noqa: BLE001 - every waiter must hear of it
-                    # The transaction did not commit: nobody in this batch is told success.
-                    log.error("group commit failed: %s", type(exc).__name__)  # noqa: TRY400
-                    for pending in batch:
-                        failure = BatchNotCommitted("the database did not commit this work")
-                        failure.__cause__ = exc
-                        pending.outcome = (False, failure)
-                    connection.invalidate()
-                    connection.close()
-                    connection = None
-                done: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
-                for pending in batch:
-                    ok, value = pending.outcome
-                    if not ok and not pending.retried and _is_retryable(value):
-                        # Chosen as a deadlock victim (or a serialization failure) by
-                        # PostgreSQL: its savepoint was rolled back; run it once more.
-                        pending.retried = True
-                        self._queue.put(pending)
-                        continue
-                    done.setdefault(pending.loop, []).append(pending)
-                for loop, settled in done.items():
-                    # One wake-up of each event loop for the whole batch, not one a job.
-                    loop.call_soon_threadsafe(_settle, settled)
+                connection = self._commit(connection, batch)
+                # Jobs that lost a lock conflict (gave up waiting, or a deadlock victim):
+                # their savepoints were rolled back. Now that the batch has committed, each
+                # runs again alone, allowed to wait (module docstring).
+                again = self._settle_all_but_reruns(batch)
+                while again:
+                    alone = [again.pop(0)]
+                    connection = self._commit(connection, alone, wait_for_locks=True)
+                    again += self._settle_all_but_reruns(alone)
         finally:
             if connection is not None:
+                self._release(connection)
+
+    def _connect(self) -> Connection:
+        connection = self.engine.connect()
+        if connection.dialect.name == "postgresql":
+            try:  # for this connection's life as a writer; _release puts it back
+                connection.exec_driver_sql(f"SET lock_timeout = '{LOCK_WAIT_MS}ms'")
+                connection.commit()
+            except BaseException:
+                connection.invalidate()
                 connection.close()
+                raise
+        # Statements through SQLAlchemy (ORM and Core) count as writes unless they only
+        # read; driver statements count themselves (vault/driver_sql).
+        event.listen(connection, "before_cursor_execute", self._count_write)
+        return connection
+
+    def _release(self, connection: Connection) -> None:
+        """Back to the pool as the pool gave it: other users wait for locks as usual."""
+        if connection.dialect.name == "postgresql":
+            try:
+                connection.exec_driver_sql("RESET lock_timeout")
+                connection.commit()
+            except Exception:  # noqa: BLE001 - a writer must outlive a broken connection
+                connection.invalidate()  # never lend out a connection in an unknown state
+        connection.close()
+
+    def _commit(
+        self, connection: Connection | None, batch: list[_Pending], wait_for_locks: bool = False
+    ) -> Connection | None:
+        """Run and commit ``batch`` (connecting first if need be), setting each job's
+        outcome; the connection to go on with, or None if there is none (it failed and
+        was dropped, or connecting failed)."""
+        try:
+            if connection is None:
+                connection = self._connect()
+            if wait_for_locks:
+                self._run_in_savepoints(connection, batch, wait_for_locks=True)
+            else:
+                self._run_batch(connection, batch)
+        except Exception as exc:  # noqa: BLE001 - every waiter must hear of it
+            # The transaction did not commit: nobody in this batch is told success.
+            log.error("group commit failed: %s", type(exc).__name__)  # noqa: TRY400
+            for pending in batch:
+                failure = BatchNotCommitted("the database did not commit this work")
+                failure.__cause__ = exc
+                pending.outcome = (False, failure)
+            if connection is not None:
+                connection.invalidate()
+                connection.close()
+            return None
+        return connection
+
+    def _settle_all_but_reruns(self, batch: list[_Pending]) -> list[_Pending]:
+        """Hand every job of a committed (or failed) batch its outcome, except those that
+        lost a lock conflict and may run again: those are returned."""
+        again: list[_Pending] = []
+        done: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
+        for pending in batch:
+            ok, value = pending.outcome
+            if not ok and pending.reruns < MAX_RERUNS and _lost_lock_conflict(value):
+                pending.reruns += 1
+                self.reruns += 1
+                again.append(pending)
+                continue
+            done.setdefault(pending.loop, []).append(pending)
+        for loop, settled in done.items():
+            # One wake-up of each event loop for the whole batch, not one a job.
+            loop.call_soon_threadsafe(_settle, settled)
+        return again
 
     def _count_write(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if not statement.lstrip()[:6].upper().startswith(_READS_ONLY):
@@ -303,11 +365,15 @@ class _Lane:
             raise RuntimeError("the batch transaction was rolled back")
         return True
 
-    def _run_in_savepoints(self, connection: Connection, batch: list[_Pending]) -> None:
+    def _run_in_savepoints(
+        self, connection: Connection, batch: list[_Pending], wait_for_locks: bool = False
+    ) -> None:
         # A job alone in its batch needs no savepoint: the transaction is its own.
         alone = len(batch) == 1
         transaction = connection.begin()  # SQLite: BEGIN IMMEDIATE (app/db.py)
         try:
+            if wait_for_locks and connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("SET LOCAL lock_timeout = 0")  # as long as it takes
             session, cursor = self._batch_session(connection)
             # PostgreSQL: no RELEASE after each job, one round trip fewer. A savepoint
             # left open is harmless: ROLLBACK TO names the newest one, the next job's own.
@@ -380,16 +446,23 @@ def _has_pending(session: Session) -> bool:
     return bool(session.new or session.dirty or session.deleted)
 
 
-# PostgreSQL's deadlock_detected and serialization_failure: the statement was refused so
-# that another transaction could go on; trying again is the documented remedy.
-RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+# PostgreSQL's deadlock_detected, serialization_failure and lock_not_available (a wait
+# longer than LOCK_WAIT_MS): the statement was refused so that another transaction could
+# go on; trying again is the documented remedy.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 
 
-def _is_retryable(exc: BaseException) -> bool:
-    sqlstate = getattr(exc, "sqlstate", None) or getattr(
-        getattr(exc, "orig", None), "sqlstate", None
-    )
-    return sqlstate in RETRYABLE_SQLSTATES
+def _lost_lock_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised from, one of RETRYABLE_SQLSTATES."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        sqlstate = getattr(seen, "sqlstate", None) or getattr(
+            getattr(seen, "orig", None), "sqlstate", None
+        )
+        if sqlstate in RETRYABLE_SQLSTATES:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _settle(batch: list[_Pending]) -> None:

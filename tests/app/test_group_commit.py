@@ -19,8 +19,8 @@ from sqlalchemy import event, text
 from sqlmodel import Session
 
 from app.container import Services
-from app.group_commit import BatchNotCommitted, GroupCommitter
-from tests.conftest import run_sql
+from app.group_commit import LOCK_WAIT_MS, BatchNotCommitted, GroupCommitter
+from tests.conftest import PG_URL, run_sql
 from vault.errors import NotFound
 
 
@@ -130,6 +130,38 @@ def test_when_the_commit_fails_nobody_is_told_their_work_landed(services: Servic
     assert asyncio.run(committer.run(lambda s: _remember(s, f"{prefix}-after"))) == (
         f"{prefix}-after"
     )
+    committer.stop()
+    assert _written(services, prefix) == {f"{prefix}-after"}
+
+
+def test_when_the_database_cannot_be_reached_each_request_hears_so_and_the_writer_recovers(
+    services: Services,
+) -> None:
+    committer = GroupCommitter(services.engine, lanes=1)
+    lane = committer._lanes[0]
+    prefix = uuid.uuid4().hex[:8]
+
+    class Unreachable:
+        """The engine, but its first connect fails as a database that is down would."""
+
+        def __init__(self) -> None:
+            self.failed = False
+
+        def connect(self) -> Any:
+            if not self.failed:
+                self.failed = True
+                raise OSError("connection refused")
+            return services.engine.connect()
+
+    lane.engine = Unreachable()  # type: ignore[assignment]
+
+    async def bounded(jobs: list[Any]) -> list[Any]:
+        # Before, the writer thread died here and these waited for ever.
+        return await asyncio.wait_for(_gather(committer, jobs), timeout=10)
+
+    [result] = asyncio.run(bounded([lambda s: _remember(s, f"{prefix}-lost")]))
+    assert isinstance(result, BatchNotCommitted)
+    assert asyncio.run(bounded([lambda s: _remember(s, f"{prefix}-after")])) == [f"{prefix}-after"]
     committer.stop()
     assert _written(services, prefix) == {f"{prefix}-after"}
 
@@ -315,3 +347,109 @@ class TestBatchesWithoutSavepoints:
         assert "IntegrityError" in type(results[1]).__name__
         assert committer._lanes[0].replays == 1
         assert _written(services, prefix) == {f"{prefix}-taken", f"{prefix}-a", f"{prefix}-b"}
+
+
+def _sqlstates(exc: BaseException | None) -> list[str]:
+    """The SQLSTATEs of ``exc`` and what it was raised from (SQLAlchemy keeps the
+    driver's error as ``orig``)."""
+    found = []
+    while exc is not None:
+        driver_error = getattr(exc, "orig", None)
+        state = getattr(exc, "sqlstate", None) or getattr(driver_error, "sqlstate", None)
+        if state:
+            found.append(str(state))
+        exc = exc.__cause__ or exc.__context__
+    return found
+
+
+@pytest.mark.skipif(PG_URL is None, reason="row locks between writers: PostgreSQL only")
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+class TestRowLocksBetweenBatches:
+    """Two writers (two lanes, or two app processes behind a load balancer, DESIGN.md
+    "Scale and deployment") whose batches lock the same rows in opposite orders. Before,
+    each waited on the other until PostgreSQL's deadlock check (1 s) failed one; now a
+    job in a batch gives up waiting almost at once and runs again alone, after its batch
+    has committed."""
+
+    def test_opposite_lock_orders_finish_without_a_deadlock_and_lose_nothing(
+        self, services: Services
+    ) -> None:
+        prefix = uuid.uuid4().hex[:8]
+        x, y = f"{prefix}-x", f"{prefix}-y"
+        for key in (x, y):
+            run_sql(
+                services,
+                "INSERT INTO sign_in_throttle (key, window_started_at, failures) "
+                "VALUES (:key, CURRENT_TIMESTAMP, 0)",
+                key=key,
+            )
+        first_a, first_b = (
+            GroupCommitter(services.engine, lanes=1),
+            GroupCommitter(services.engine, lanes=1),
+        )
+        a_holds_x, b_holds_y = threading.Event(), threading.Event()
+        seen: list[str] = []
+
+        def bump(key: str, mine: threading.Event | None = None,
+                 theirs: threading.Event | None = None) -> Any:  # fmt: skip
+            def job(session: Session) -> str:
+                try:
+                    session.execute(
+                        text("UPDATE sign_in_throttle SET failures = failures + 1 WHERE key = :k"),
+                        {"k": key},
+                    )
+                except Exception as exc:
+                    seen.extend(_sqlstates(exc))
+                    raise
+                if mine is not None and theirs is not None:
+                    mine.set()
+                    assert theirs.wait(10)  # both now hold a row the other's next job wants
+                return key
+
+            return job
+
+        async def batch_of(committer: GroupCommitter, jobs: list[Any]) -> list[Any]:
+            release = threading.Event()
+            gate = asyncio.ensure_future(committer.run(lambda _s: release.wait(5)))
+            await asyncio.sleep(0.05)
+            rest = asyncio.ensure_future(_gather(committer, jobs))
+            await asyncio.sleep(0.05)
+            release.set()
+            await gate
+            return list(await rest)
+
+        async def scenario() -> list[list[Any]]:
+            return list(
+                await asyncio.gather(
+                    batch_of(first_a, [bump(x, a_holds_x, b_holds_y), bump(y)]),
+                    batch_of(first_b, [bump(y, b_holds_y, a_holds_x), bump(x)]),
+                )
+            )
+
+        results = asyncio.run(scenario())
+        first_a.stop()
+        first_b.stop()
+        assert results == [[x, y], [y, x]]
+        assert "40P01" not in seen  # nobody waited for the deadlock check
+        assert "55P03" in seen  # a job gave up waiting for a lock, then ran again
+        counts = run_sql(
+            services, "SELECT key, failures FROM sign_in_throttle WHERE key LIKE :p", p=f"{prefix}%"
+        )
+        assert dict(counts) == {x: 2, y: 2}  # every job's write landed once
+
+    def test_a_writer_gives_its_connection_back_waiting_as_long_as_any_other(
+        self, services: Services
+    ) -> None:
+        committer = GroupCommitter(services.engine, lanes=1)
+        shown = asyncio.run(committer.run(lambda s: s.execute(text("SHOW lock_timeout")).scalar()))
+        assert shown == f"{LOCK_WAIT_MS}ms"  # a writer gives up waiting soon
+        committer.stop()
+        # Every pooled connection, the writer's included, is back to the server's default.
+        pooled = services.engine.pool.checkedin()
+        connections = [services.engine.connect() for _ in range(max(pooled, 1))]
+        try:
+            timeouts = {c.execute(text("SHOW lock_timeout")).scalar() for c in connections}
+        finally:
+            for connection in connections:
+                connection.close()
+        assert timeouts == {"0"}
