@@ -40,7 +40,7 @@ import logging
 import queue
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -433,12 +433,15 @@ def _is_database_error(exc: BaseException, connection: Connection) -> bool:
     """Whether a statement failed (on PostgreSQL that aborts the whole transaction), as
     the error or anything it was raised from."""
     dbapi_error = connection.dialect.loaded_dbapi.Error
+    return any(isinstance(seen, DBAPIError | dbapi_error) for seen in _raised_from(exc))
+
+
+def _raised_from(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then what it was raised from or while handling, and so on."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, DBAPIError | dbapi_error):
-            return True
+        yield seen
         seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _has_pending(session: Session) -> bool:
@@ -453,16 +456,13 @@ RETRYABLE_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 
 
 def _lost_lock_conflict(exc: BaseException) -> bool:
-    """Whether ``exc`` is, or was raised from, one of RETRYABLE_SQLSTATES."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        sqlstate = getattr(seen, "sqlstate", None) or getattr(
-            getattr(seen, "orig", None), "sqlstate", None
-        )
-        if sqlstate in RETRYABLE_SQLSTATES:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    """Whether ``exc`` is, or was raised from, one of RETRYABLE_SQLSTATES (the driver's
+    error itself, or SQLAlchemy's wrapping it as ``orig``)."""
+    return any(
+        (getattr(seen, "sqlstate", None) or getattr(getattr(seen, "orig", None), "sqlstate", None))
+        in RETRYABLE_SQLSTATES
+        for seen in _raised_from(exc)
+    )
 
 
 def _settle(batch: list[_Pending]) -> None:

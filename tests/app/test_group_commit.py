@@ -238,21 +238,22 @@ def test_a_job_alone_in_its_batch_is_rolled_back_or_kept_as_its_error_says(
     assert _written(services, prefix) == {f"{prefix}-kept", f"{prefix}-next"}
 
 
-def _in_one_batch(committer: GroupCommitter, jobs: list[Any]) -> list[Any]:
-    """Run ``jobs`` together in one batch: a first job holds the writer until all of
-    them have queued behind it."""
+async def _as_one_batch(committer: GroupCommitter, jobs: list[Any]) -> list[Any]:
+    """Submit ``jobs`` so they run together in one batch: a first job holds the writer
+    until all of them have queued behind it."""
     release = threading.Event()
+    gate = asyncio.ensure_future(committer.run(lambda _s: release.wait(5)))
+    await asyncio.sleep(0.05)
+    rest = asyncio.ensure_future(_gather(committer, jobs))
+    await asyncio.sleep(0.05)
+    release.set()
+    await gate
+    return list(await rest)
 
-    async def scenario() -> list[Any]:
-        gate = asyncio.ensure_future(committer.run(lambda _s: release.wait(5)))
-        await asyncio.sleep(0.05)
-        rest = asyncio.ensure_future(_gather(committer, jobs))
-        await asyncio.sleep(0.05)
-        release.set()
-        await gate
-        return list(await rest)
 
-    results = asyncio.run(scenario())
+def _in_one_batch(committer: GroupCommitter, jobs: list[Any]) -> list[Any]:
+    """``_as_one_batch``, then stop the writer and check there were just the two batches."""
+    results = asyncio.run(_as_one_batch(committer, jobs))
     committer.stop()
     assert committer.batches == 2 and committer.jobs == 1 + len(jobs)  # gate, then the rest
     return results
@@ -408,21 +409,11 @@ class TestRowLocksBetweenBatches:
 
             return job
 
-        async def batch_of(committer: GroupCommitter, jobs: list[Any]) -> list[Any]:
-            release = threading.Event()
-            gate = asyncio.ensure_future(committer.run(lambda _s: release.wait(5)))
-            await asyncio.sleep(0.05)
-            rest = asyncio.ensure_future(_gather(committer, jobs))
-            await asyncio.sleep(0.05)
-            release.set()
-            await gate
-            return list(await rest)
-
         async def scenario() -> list[list[Any]]:
             return list(
                 await asyncio.gather(
-                    batch_of(first_a, [bump(x, a_holds_x, b_holds_y), bump(y)]),
-                    batch_of(first_b, [bump(y, b_holds_y, a_holds_x), bump(x)]),
+                    _as_one_batch(first_a, [bump(x, a_holds_x, b_holds_y), bump(y)]),
+                    _as_one_batch(first_b, [bump(y, b_holds_y, a_holds_x), bump(x)]),
                 )
             )
 
