@@ -12,6 +12,7 @@ import asyncio
 import threading
 import uuid
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,8 +20,11 @@ from sqlalchemy import event, text
 from sqlmodel import Session
 
 from app.container import Services
+from app.db import unit_of_work
 from app.group_commit import LOCK_WAIT_MS, BatchNotCommitted, GroupCommitter
 from tests.conftest import PG_URL, run_sql
+from vault import audit
+from vault.actors import Actor
 from vault.errors import NotFound
 
 
@@ -372,18 +376,12 @@ class TestRowLocksBetweenBatches:
     job in a batch gives up waiting almost at once and runs again alone, after its batch
     has committed."""
 
-    def test_opposite_lock_orders_finish_without_a_deadlock_and_lose_nothing(
-        self, services: Services
-    ) -> None:
-        prefix = uuid.uuid4().hex[:8]
-        x, y = f"{prefix}-x", f"{prefix}-y"
-        for key in (x, y):
-            run_sql(
-                services,
-                "INSERT INTO sign_in_throttle (key, window_started_at, failures) "
-                "VALUES (:key, CURRENT_TIMESTAMP, 0)",
-                key=key,
-            )
+    def _cross(
+        self, services: Services, x: str, y: str, lock: Callable[[Session, str], None]
+    ) -> tuple[list[list[Any]], list[str]]:
+        """Writer A's batch runs ``lock(x)`` then ``lock(y)``, writer B's ``lock(y)`` then
+        ``lock(x)``; each first job waits until both hold their first row. The results
+        of both batches, and the SQLSTATEs of every failed ``lock``."""
         first_a, first_b = (
             GroupCommitter(services.engine, lanes=1),
             GroupCommitter(services.engine, lanes=1),
@@ -391,14 +389,11 @@ class TestRowLocksBetweenBatches:
         a_holds_x, b_holds_y = threading.Event(), threading.Event()
         seen: list[str] = []
 
-        def bump(key: str, mine: threading.Event | None = None,
-                 theirs: threading.Event | None = None) -> Any:  # fmt: skip
+        def locks(key: str, mine: threading.Event | None = None,
+                  theirs: threading.Event | None = None) -> Any:  # fmt: skip
             def job(session: Session) -> str:
                 try:
-                    session.execute(
-                        text("UPDATE sign_in_throttle SET failures = failures + 1 WHERE key = :k"),
-                        {"k": key},
-                    )
+                    lock(session, key)
                 except Exception as exc:
                     seen.extend(_sqlstates(exc))
                     raise
@@ -412,14 +407,36 @@ class TestRowLocksBetweenBatches:
         async def scenario() -> list[list[Any]]:
             return list(
                 await asyncio.gather(
-                    _as_one_batch(first_a, [bump(x, a_holds_x, b_holds_y), bump(y)]),
-                    _as_one_batch(first_b, [bump(y, b_holds_y, a_holds_x), bump(x)]),
+                    _as_one_batch(first_a, [locks(x, a_holds_x, b_holds_y), locks(y)]),
+                    _as_one_batch(first_b, [locks(y, b_holds_y, a_holds_x), locks(x)]),
                 )
             )
 
         results = asyncio.run(scenario())
         first_a.stop()
         first_b.stop()
+        return results, seen
+
+    def test_opposite_lock_orders_finish_without_a_deadlock_and_lose_nothing(
+        self, services: Services
+    ) -> None:
+        prefix = uuid.uuid4().hex[:8]
+        x, y = f"{prefix}-x", f"{prefix}-y"
+        for key in (x, y):
+            run_sql(
+                services,
+                "INSERT INTO sign_in_throttle (key, window_started_at, failures) "
+                "VALUES (:key, CURRENT_TIMESTAMP, 0)",
+                key=key,
+            )
+
+        def bump(session: Session, key: str) -> None:
+            session.execute(
+                text("UPDATE sign_in_throttle SET failures = failures + 1 WHERE key = :k"),
+                {"k": key},
+            )
+
+        results, seen = self._cross(services, x, y, bump)
         assert results == [[x, y], [y, x]]
         assert "40P01" not in seen  # nobody waited for the deadlock check
         assert "55P03" in seen  # a job gave up waiting for a lock, then ran again
@@ -427,6 +444,30 @@ class TestRowLocksBetweenBatches:
             services, "SELECT key, failures FROM sign_in_throttle WHERE key LIKE :p", p=f"{prefix}%"
         )
         assert dict(counts) == {x: 2, y: 2}  # every job's write landed once
+
+    def test_audit_chains_appended_in_opposite_orders_stay_whole(self, services: Services) -> None:
+        """The hot path's own conflict: reads of two vaults appending to their audit
+        chains. Rolled-back and re-run appends leave each chain gapless, each entry once,
+        and verifiable (SECURITY.md, "Audit")."""
+        prefix = uuid.uuid4().hex[:8]
+        x, y = f"{prefix}-x", f"{prefix}-y"
+
+        def append(session: Session, chain: str, label: str = "read") -> None:
+            audit.append(session, services.keys, chain, Actor.operator(), "test:read",
+                         object_id=label)  # fmt: skip
+
+        for chain in (x, y):  # each chain has a head row to lock
+            for session in unit_of_work(services.engine):
+                append(session, chain, "first")
+        results, seen = self._cross(services, x, y, append)
+        assert results == [[x, y], [y, x]]
+        assert "40P01" not in seen
+        for chain in (x, y):
+            rows = run_sql(services, "SELECT seq FROM audit_event WHERE chain = :c", c=chain)
+            assert sorted(row[0] for row in rows) == [1, 2, 3]
+        for session in unit_of_work(services.engine):
+            reports = {r.chain: r.problem for r in audit.verify_all(session, services.keys)}
+        assert reports[x] is None and reports[y] is None
 
     def test_a_writer_gives_its_connection_back_waiting_as_long_as_any_other(
         self, services: Services
