@@ -90,7 +90,8 @@ def accept_totp(settings: Settings, practitioner: Practitioner, code: str) -> bo
     if practitioner.totp_secret_sealed is None:
         return False
     code = code.strip().replace(" ", "")
-    if len(code) != TOTP_DIGITS or not code.isdigit():
+    # isascii too: isdigit also passes other scripts' digits, which compare_digest refuses.
+    if len(code) != TOTP_DIGITS or not (code.isascii() and code.isdigit()):
         return False
     totp = pyotp.TOTP(open_secret(settings, "totp", practitioner.totp_secret_sealed))
     now_step = int(utcnow().timestamp()) // TOTP_STEP_SECONDS

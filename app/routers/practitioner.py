@@ -320,7 +320,8 @@ def send_request(
         connection_code=connection_code,
         categories=[c[:32] for c in categories or []],
         purpose=purpose,
-        days=int(days) if days.strip().isdigit() else None,
+        # ASCII digits only: isdigit alone also passes "²", which int() refuses.
+        days=int(days) if days.strip().isascii() and days.strip().isdigit() else None,
         write=write == "yes",
     )
     p = user.practitioner

@@ -232,6 +232,8 @@ class TestAsking:
             ("practitioner", '{"name":"x","role":"y","email":"nope"}'),
             ("requested_expiry", "10"),
             ("requested_expiry", "lots"),
+            ("requested_expiry", "\u00b2"),  # a digit to isdigit(), not to int()
+            ("requested_expiry", "\u0663\u0660\u0660"),  # Arabic-Indic 300: 0-9 only
         ],
     )
     def test_bad_request_fields(

@@ -386,6 +386,8 @@ class TestTheRequestForm:
             ({"days": "91"}, "from 1 to 90"),
             ({"days": "0"}, "from 1 to 90"),
             ({"days": "soon"}, "from 1 to 90"),
+            ({"days": "\u00b2"}, "from 1 to 90"),  # a digit to isdigit(), not to int()
+            ({"days": "\u0663\u0660"}, "from 1 to 90"),  # Arabic-Indic 30: digits 0-9 only
             ({"write": True}, "own story"),
         ],
     )

@@ -64,6 +64,9 @@ def test_upper_case_email_and_spaced_code_work(
         (EMAIL, PASSWORD, "000000"),
         (EMAIL, PASSWORD, ""),
         (EMAIL, PASSWORD, "abcdef"),
+        # Digits to str.isdigit but not ASCII: compare_digest refuses to compare them.
+        (EMAIL, PASSWORD, "\u0661\u0662\u0663\u0664\u0665\u0666"),
+        (EMAIL, PASSWORD, "\u00b2" * 6),
         ("nobody@example.org", PASSWORD, None),
     ],
 )
