@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlmodel import Session
 
 from app.auth import service as auth
@@ -19,6 +19,7 @@ from grants.models import Agency
 from vault import service as vault_service
 from vault.actors import Actor
 from vault.models import Vault, YoungPerson
+from vault.schemas import AUDIT_CURSOR_MAX
 
 SESSION_COOKIE = "storykeep_session"
 # Practitioners and advocates: a separate cookie, so no page mistakes one kind of person
@@ -28,6 +29,11 @@ PRESESSION_COOKIE = "storykeep_presession"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# ``?before=`` on every audit trail, API and pages: the seq cursor from ``next_before``.
+AuditCursor = Annotated[
+    int | None, Query(ge=1, le=AUDIT_CURSOR_MAX, description="seq cursor from next_before")
+]
 
 
 async def get_services(request: Request) -> Services:

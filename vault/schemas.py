@@ -12,6 +12,10 @@ from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
 TITLE_MAX = 200
+# The largest audit cursor (``?before=``). ``audit_event.seq`` is an INTEGER column: 32
+# bits on PostgreSQL, which refuses a larger parameter (SQLite cannot bind one past 64
+# bits). No chain's sequence number gets near it, so a larger cursor is bad input.
+AUDIT_CURSOR_MAX = 2**31 - 1
 BODY_MAX = 20_000
 
 

@@ -41,6 +41,7 @@ from vault.models import (
 )
 from vault.repository import VaultScope
 from vault.schemas import (
+    AUDIT_CURSOR_MAX,
     AgencyCorrectionSummary,
     AgencyCorrectionView,
     AuditEventPublic,
@@ -596,6 +597,16 @@ def describe(event: AuditEvent) -> str:
     return text + "."
 
 
+def _check_paging(before: int | None, limit: int) -> None:
+    """Before anything is read or logged: a page of 1 to 200 entries, and a cursor that
+    is a sequence number a chain can have (``AUDIT_CURSOR_MAX``; the databases refuse to
+    compare the column with a larger one)."""
+    if not 1 <= limit <= 200:
+        raise InvalidInput("limit must be between 1 and 200.")
+    if before is not None and not 1 <= before <= AUDIT_CURSOR_MAX:
+        raise InvalidInput("before must be a positive sequence number.")
+
+
 def audit_trail(
     session: Session,
     services: VaultServices,
@@ -604,10 +615,7 @@ def audit_trail(
     before: int | None,
     limit: int,
 ) -> AuditPage:
-    if not 1 <= limit <= 200:
-        raise InvalidInput("limit must be between 1 and 200.")
-    if before is not None and before < 1:
-        raise InvalidInput("before must be a positive sequence number.")
+    _check_paging(before, limit)
     _log_read_unless_owner(session, services, actor, vault.id, "audit:read", "vault", vault.id)
     events = repo.audit_page(session, vault.id.hex, before, limit + 1)
     more = len(events) > limit
@@ -865,8 +873,7 @@ def audit_view(
 ) -> TrailView:
     """The trail for the "Who has looked" page: newest first, grouped by day in ``tz``,
     optionally only one person's entries. Titles are shown to the owner only."""
-    if not 1 <= limit <= 200:
-        raise InvalidInput("limit must be between 1 and 200.")
+    _check_paging(before, limit)
     _log_read_unless_owner(session, services, actor, vault.id, "audit:read", "vault", vault.id)
     chain = vault.id.hex
     people: dict[str, tuple[str, str]] = {}  # key -> (name, actor_type)

@@ -25,6 +25,7 @@ from app.deps import (
     PRESESSION_COOKIE,
     AdvocatePage,
     ApiUser,
+    AuditCursor,
     DbSession,
     FormCsrf,
     PageUser,
@@ -314,7 +315,7 @@ def advocate_person(
     who: AdvocatePage,
     db: DbSession,
     services: ServicesDep,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: AuditCursor = None,
     done: Done = None,
 ) -> HTMLResponse:
     view = advocates.overview(db, services.vault, who.advocate, link_id, before)

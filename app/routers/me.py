@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.auth import service as auth
-from app.deps import ApiUser, DbSession, ServicesDep, client_address
+from app.deps import ApiUser, AuditCursor, DbSession, ServicesDep, client_address
 from app.jobs import notifier_for
 from app.schemas import AccountPublic, Credentials, PasswordConfirm, SessionPublic
 from app.uploads import bounded_body
@@ -186,7 +186,7 @@ def audit_trail(
     user: ApiUser,
     db: DbSession,
     services: ServicesDep,
-    before: Annotated[int | None, Query(ge=1, description="seq cursor from next_before")] = None,
+    before: AuditCursor = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AuditPage:
     return service.audit_trail(db, services.vault, user.actor, user.vault, before, limit)

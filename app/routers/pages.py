@@ -18,6 +18,7 @@ from app.container import Services
 from app.deps import (
     PRESESSION_COOKIE,
     SESSION_COOKIE,
+    AuditCursor,
     DbSession,
     FormCsrf,
     PageUser,
@@ -458,7 +459,7 @@ def audit_page(
     user: PageUser,
     db: DbSession,
     services: ServicesDep,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: AuditCursor = None,
     who: Annotated[str, Query(max_length=16)] = "",
 ) -> HTMLResponse:
     trail = service.audit_view(

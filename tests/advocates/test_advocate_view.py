@@ -81,6 +81,7 @@ class TestOverview:
             page,
             adv.get("/advocate"),
             adv.get(f"/advocate/people/{link_id}?before=1000"),
+            adv.get(f"/advocate/people/{link_id}?before={2**31 - 1}"),  # the last cursor
             adv.get(f"/advocate/people/{link_id}/grants/{_grant_id}/stop"),
             client.get("/api/v1/me/advocates"),
             client.get("/my-advocate"),
@@ -108,6 +109,16 @@ class TestOverview:
         assert rows[0][0] == "Sam Lee" and rows[0][1] == str(vault_id).replace("-", "")
         trail = client.get("/api/v1/me/audit").json()["events"]
         assert any(e["actor_label"] == "Sam Lee" for e in trail)
+
+    @pytest.mark.parametrize("before", ["0", str(2**31), str(2**63)])
+    def test_a_bad_page_cursor_is_refused(
+        self, client: TestClient, adv: TestClient, services: Services, young: str, before: str
+    ) -> None:
+        link_id = linked(client, adv, young, can_stop_sharing=True)
+        logged = count(services, "audit_event")
+        refused = adv.get(f"/advocate/people/{link_id}?before={before}")
+        assert refused.status_code == 422 and "<h1>Sorry</h1>" in refused.text
+        assert count(services, "audit_event") == logged  # nothing was read, so nothing logged
 
     def test_another_advocates_link_is_not_found(
         self, client: TestClient, adv: TestClient, services: Services, young: str

@@ -450,10 +450,21 @@ class TestAuditTrail:
         assert seqs == sorted(seqs, reverse=True) == list(range(6, 0, -1))
 
     @pytest.mark.parametrize(
-        "params", [{"limit": 0}, {"limit": 500}, {"before": 0}, {"before": "x"}]
-    )
+        "params",
+        [
+            {"limit": 0}, {"limit": 500}, {"before": 0}, {"before": "x"},
+            # Past the 32-bit seq column (PostgreSQL refused the parameter: a 500) and
+            # past 64 bits (SQLite could not bind it: a 500).
+            {"before": 2**31}, {"before": 2**63}, {"before": 10**22},
+        ],
+    )  # fmt: skip
     def test_bad_paging(self, client: TestClient, csrf: str, params: dict[str, object]) -> None:
-        assert client.get("/api/v1/me/audit", params=params).status_code == 422
+        refused = client.get("/api/v1/me/audit", params=params)
+        assert refused.status_code == 422 and refused.json()["error"] == "invalid_input"
+
+    def test_the_last_cursor_a_sequence_number_can_be(self, client: TestClient, csrf: str) -> None:
+        page = client.get("/api/v1/me/audit", params={"before": 2**31 - 1}).json()
+        assert [e["action"] for e in page["events"]] == ["vault:created"]
 
     def test_only_own_audit(self, client: TestClient) -> None:
         entry(client, sign_up(client, "sam"))

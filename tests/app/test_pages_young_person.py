@@ -173,6 +173,15 @@ class TestWhoHasLooked:
         assert client.get("/audit", params={"who": "0" * 16}).status_code == 422
         assert client.get("/audit", params={"who": "x" * 17}).status_code == 422
 
+    @pytest.mark.parametrize("before", ["0", "x", str(2**31), str(2**63), "1" + "0" * 22])
+    def test_a_bad_page_cursor_is_refused_in_plain_words(
+        self, client: TestClient, token: str, before: str
+    ) -> None:
+        refused = client.get("/audit", params={"before": before})
+        assert refused.status_code == 422
+        assert refused.headers["content-type"].startswith("text/html")
+        assert "<h1>Sorry</h1>" in refused.text
+
     def test_json_audit_keeps_its_shape(
         self, client: TestClient, services: Services, token: str
     ) -> None:
