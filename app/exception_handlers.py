@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.auth.service import SessionExpired
 from app.deps import SESSION_COOKIE
-from app.errors import CsrfFailed, NotSignedIn
+from app.errors import CsrfFailed, NotSignedIn, is_page_path
 from app.web_session import clear_session_cookie
 from vault.errors import (
     AuthenticationFailed,
@@ -65,11 +65,7 @@ def status_for(exc: StorykeepError) -> tuple[int, str]:
 
 
 def _is_page(request: Request) -> bool:
-    path = request.url.path
-    return not (
-        path.startswith(("/api/", "/oauth/", "/.well-known/"))
-        or path in {"/healthz", "/openapi.json"}
-    )
+    return is_page_path(request.url.path)
 
 
 def _signin_page_for(path: str) -> str:

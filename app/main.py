@@ -18,6 +18,7 @@ from app.db import WalCheckpointer
 from app.jobs import JobRunner
 from app.middleware import (
     GROUP_COMMITTED_PATHS,
+    UNEXPECTED_MESSAGE,
     BodySizeLimitMiddleware,
     RequestSlotsMiddleware,
     SecurityHeadersMiddleware,
@@ -61,6 +62,15 @@ def _lifespan(
             checkpointer.stop()
 
     return lifespan
+
+
+def _unexpected_error_page(app: FastAPI) -> bytes:
+    """The "Sorry" page for a 500, rendered now with no request and no person, so it
+    never depends on what went wrong."""
+    page = app.state.templates.get_template("error.html").render(
+        message=UNEXPECTED_MESSAGE, status=500
+    )
+    return str(page).encode()
 
 
 def create_app(
@@ -107,7 +117,7 @@ def create_app(
     app.add_middleware(
         RequestSlotsMiddleware, slots=settings.worker_threads, exempt=GROUP_COMMITTED_PATHS
     )
-    app.add_middleware(UnexpectedErrorMiddleware)
+    app.add_middleware(UnexpectedErrorMiddleware, page=_unexpected_error_page(app))
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

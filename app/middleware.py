@@ -3,12 +3,14 @@ enforced while the body streams in (not after it has all arrived)."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import anyio
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.errors import is_page_path
 from vault.errors import PayloadTooLarge
 
 # SECURITY.md, "People and sessions": strict CSP with no inline script, nosniff,
@@ -104,15 +106,24 @@ async def _reply_413(send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+UNEXPECTED_MESSAGE = "Something went wrong on our side. Nothing was changed."
+UNEXPECTED_JSON = json.dumps(
+    {"error": "server_error", "detail": UNEXPECTED_MESSAGE}, separators=(",", ":")
+).encode()
+
+
 class UnexpectedErrorMiddleware:
     """Turn any unhandled exception into a plain 500 and log only its type and path.
 
     Starlette's own handler re-raises to the server log with a full trace, and traces can
-    quote SQL parameters or content; this stops them here.
+    quote SQL parameters or content; this stops them here. Programs get the JSON error;
+    people on a page get ``page`` (HTML made once at start-up, so a broken request cannot
+    break its own error page), in the same plain words.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, page: bytes | None = None) -> None:
         self.app = app
+        self.page = page
         self.log = logging.getLogger("storykeep.errors")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -138,13 +149,16 @@ class UnexpectedErrorMiddleware:
             )
             if started:
                 return
-            body = b'{"error":"server_error","detail":"Something went wrong on our side. Nothing was changed."}'  # noqa: E501
+            if self.page is not None and is_page_path(scope["path"]):
+                body, content_type = self.page, b"text/html; charset=utf-8"
+            else:
+                body, content_type = UNEXPECTED_JSON, b"application/json"
             await send(
                 {
                     "type": "http.response.start",
                     "status": 500,
                     "headers": [
-                        (b"content-type", b"application/json"),
+                        (b"content-type", content_type),
                         (b"content-length", str(len(body)).encode()),
                     ],
                 }

@@ -10,7 +10,7 @@ from httpx2 import Response
 
 from app.container import Services
 from tests.app.test_api import make_session_old, tiny_png
-from tests.conftest import PASSWORD, add_record, run_sql
+from tests.conftest import PASSWORD, add_record, run_sql, sign_up
 
 
 def form_token(page: Response) -> str:
@@ -222,3 +222,51 @@ def test_pages_are_small_and_script_free(client: TestClient) -> None:
         assert "<script" not in response.text
         assert len(response.content) < 30_000
     assert 'name="viewport"' in story.text
+
+
+class TestUnexpectedErrors:
+    """A bug must not show a trace, quote content, or greet a young person with JSON."""
+
+    @pytest.fixture
+    def broken(self, monkeypatch: pytest.MonkeyPatch) -> str:
+        secret = "Very private words from the story"
+
+        def fails(*_args: object, **_kwargs: object) -> None:
+            raise RuntimeError(secret)
+
+        monkeypatch.setattr("vault.service.list_entries", fails)
+        return secret
+
+    def test_a_page_says_sorry_in_plain_words(
+        self, client: TestClient, broken: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        signup = client.get("/signup")  # a page that still works
+        assert signup.status_code == 200
+        with caplog.at_level("ERROR", logger="storykeep.errors"):
+            response = client.post(
+                "/signup",
+                data={"username": "alex", "password": PASSWORD,
+                      "csrf_token": form_token(signup)},
+                follow_redirects=True,
+            )  # fmt: skip
+        assert response.status_code == 500
+        assert response.headers["content-type"] == "text/html; charset=utf-8"
+        assert "<h1>Sorry</h1>" in response.text
+        assert "Something went wrong on our side. Nothing was changed." in response.text
+        assert "<script" not in response.text and "server_error" not in response.text
+        assert response.headers["x-content-type-options"] == "nosniff"  # headers still on
+        assert broken not in response.text and broken not in caplog.text
+        assert "unexpected RuntimeError on GET /story" in caplog.text
+
+    def test_the_api_keeps_its_json_error(
+        self, client: TestClient, broken: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        sign_up(client, "alex")
+        with caplog.at_level("ERROR", logger="storykeep.errors"):
+            response = client.get("/api/v1/me/entries")
+        assert response.status_code == 500
+        assert response.json() == {
+            "error": "server_error",
+            "detail": "Something went wrong on our side. Nothing was changed.",
+        }
+        assert broken not in response.text and broken not in caplog.text
