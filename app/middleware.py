@@ -121,7 +121,7 @@ class UnexpectedErrorMiddleware:
     break its own error page), in the same plain words.
     """
 
-    def __init__(self, app: ASGIApp, page: bytes | None = None) -> None:
+    def __init__(self, app: ASGIApp, page: bytes) -> None:
         self.app = app
         self.page = page
         self.log = logging.getLogger("storykeep.errors")
@@ -149,7 +149,7 @@ class UnexpectedErrorMiddleware:
             )
             if started:
                 return
-            if self.page is not None and is_page_path(scope["path"]):
+            if is_page_path(scope["path"]):
                 body, content_type = self.page, b"text/html; charset=utf-8"
             else:
                 body, content_type = UNEXPECTED_JSON, b"application/json"

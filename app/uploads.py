@@ -6,11 +6,12 @@ from fastapi import Request
 
 from app.container import Services
 from vault.errors import PayloadTooLarge
+from vault.schemas import is_number
 
 
 async def read_bounded(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+    if declared is not None and is_number(declared) and int(declared) > limit:
         raise PayloadTooLarge(f"Photos can be up to {limit // (1024 * 1024)} MB.")
     chunks: list[bytes] = []
     size = 0

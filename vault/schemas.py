@@ -19,6 +19,14 @@ AUDIT_CURSOR_MAX = 2**31 - 1
 BODY_MAX = 20_000
 
 
+def is_number(text: str) -> bool:
+    """Whether ``text`` is a whole number written in the digits 0-9 only. ``str.isdigit``
+    alone also says yes to "²" (which ``int()`` refuses) and to other scripts' digits
+    (which ``secrets.compare_digest`` refuses); numbers in forms, headers and RFC 6749
+    parameters are ASCII."""
+    return text.isascii() and text.isdigit()
+
+
 def _clean(text: str) -> str:
     """Refuse control characters (except newlines and tabs) rather than store them."""
     if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text):

@@ -30,6 +30,7 @@ from app.settings import Settings
 from vault import sealing
 from vault.db_types import utcnow
 from vault.errors import AuthenticationFailed
+from vault.schemas import is_number
 
 StaffKind = Literal["practitioner", "advocate"]
 TOTP_DIGITS = 6
@@ -90,8 +91,7 @@ def accept_totp(settings: Settings, practitioner: Practitioner, code: str) -> bo
     if practitioner.totp_secret_sealed is None:
         return False
     code = code.strip().replace(" ", "")
-    # isascii too: isdigit also passes other scripts' digits, which compare_digest refuses.
-    if len(code) != TOTP_DIGITS or not (code.isascii() and code.isdigit()):
+    if len(code) != TOTP_DIGITS or not is_number(code):
         return False
     totp = pyotp.TOTP(open_secret(settings, "totp", practitioner.totp_secret_sealed))
     now_step = int(utcnow().timestamp()) // TOTP_STEP_SECONDS

@@ -43,7 +43,7 @@ from grants.access import AgencyRecordWrite, GrantEnded, PageReader
 from grants.schemas import PageRequestForm
 from grants.wording import PRACTITIONER_CATEGORY_LABELS, purpose_label
 from vault.errors import InvalidInput, RateLimited
-from vault.schemas import BODY_MAX, TITLE_MAX
+from vault.schemas import BODY_MAX, TITLE_MAX, is_number
 from vault.vocabulary import GRANT_CATEGORIES
 
 router = APIRouter(prefix="/practitioner", include_in_schema=False)
@@ -320,8 +320,7 @@ def send_request(
         connection_code=connection_code,
         categories=[c[:32] for c in categories or []],
         purpose=purpose,
-        # ASCII digits only: isdigit alone also passes "²", which int() refuses.
-        days=int(days) if days.strip().isascii() and days.strip().isdigit() else None,
+        days=int(days) if is_number(days.strip()) else None,
         write=write == "yes",
     )
     p = user.practitioner

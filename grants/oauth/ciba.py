@@ -50,6 +50,7 @@ from grants.service import practitioner_actor
 from vault.db_types import utcnow
 from vault.errors import Conflict
 from vault.keys import KeyProvider
+from vault.schemas import is_number
 
 __all__ = ["GRANT_TYPE", "backchannel_request", "practitioner_actor", "token_grant"]
 
@@ -80,9 +81,7 @@ def _practitioner(raw: str | None) -> dict[str, str]:
 def _decide_seconds(config: GrantsConfig, raw: str | None) -> int:
     if raw is None or raw == "":
         return config.default_decide_seconds
-    # isascii too: str.isdigit also says yes to "²" (int() then fails) and other scripts'
-    # digits, and RFC 6749's integers are ASCII.
-    if not (raw.isascii() and raw.isdigit()) or not 60 <= int(raw) <= config.max_decide_seconds:
+    if not is_number(raw) or not 60 <= int(raw) <= config.max_decide_seconds:
         raise InvalidRequestError(
             description="requested_expiry must be a number of seconds, "
             f"from 60 to {config.max_decide_seconds}"
