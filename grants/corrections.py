@@ -41,6 +41,7 @@ from vault.schemas import (
     AgencyCorrectionView,
     CorrectionAccept,
     CorrectionDecline,
+    parse_json,
 )
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
@@ -88,7 +89,7 @@ def desk_for_client(
 
 def _practitioner(raw: str) -> dict[str, str]:
     try:
-        data = json.loads(raw)
+        data = parse_json(raw)
     except json.JSONDecodeError:
         data = None
     if not isinstance(data, dict):

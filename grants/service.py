@@ -49,6 +49,7 @@ from vault.db_types import utcnow
 from vault.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from vault.keys import KeyProvider
 from vault.models import Vault, YoungPerson
+from vault.schemas import parse_json
 from vault.vocabulary import GRANT_CATEGORIES
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ def add_agency(
 
 def _public_jwks(raw: str) -> dict[str, Any]:
     try:
-        doc = json.loads(raw)
+        doc = parse_json(raw)
     except json.JSONDecodeError:
         raise InvalidInput("The JWKS file is not JSON.") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list) or not doc["keys"]:

@@ -5,8 +5,10 @@ Ciphertext never appears here; these carry decrypted text to the owner only.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
@@ -25,6 +27,19 @@ def is_number(text: str) -> bool:
     (which ``secrets.compare_digest`` refuses); numbers in forms, headers and RFC 6749
     parameters are ASCII."""
     return text.isascii() and text.isdigit()
+
+
+def parse_json(raw: str | bytes) -> Any:
+    """``json.loads`` for text from outside (forms, assertions, files handed to the CLI).
+    Python's decoder recurses once per nested array or object, so a few thousand "["
+    raise RecursionError, which is not a ValueError: every caller's ``except
+    JSONDecodeError`` would miss it and the request would end as a server error. Here it
+    is a ``JSONDecodeError`` like any other bad JSON."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        text = raw if isinstance(raw, str) else ""
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
 
 
 def _clean(text: str) -> str:

@@ -50,6 +50,7 @@ from app.auth import staff
 from app.settings import Environment, Settings
 from grants import repository as grants_repo
 from vault.errors import AuthenticationFailed
+from vault.schemas import parse_json
 
 STATE_COOKIE = "storykeep_oidc"
 STATE_COOKIE_PATH = "/practitioner/oidc"
@@ -175,7 +176,7 @@ def _get_json(settings: Settings, url: str) -> dict[str, Any]:
     if response.status_code != 200 or len(response.content) > MAX_DOCUMENT_BYTES:
         raise OidcSignInFailed(UNREACHABLE)
     try:
-        doc = response.json()
+        doc = parse_json(response.content)
     except ValueError:
         raise OidcSignInFailed(UNREACHABLE) from None
     if not isinstance(doc, dict):

@@ -50,7 +50,7 @@ from grants.service import practitioner_actor
 from vault.db_types import utcnow
 from vault.errors import Conflict
 from vault.keys import KeyProvider
-from vault.schemas import is_number
+from vault.schemas import is_number, parse_json
 
 __all__ = ["GRANT_TYPE", "backchannel_request", "practitioner_actor", "token_grant"]
 
@@ -60,7 +60,7 @@ EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
 
 def _practitioner(raw: str | None) -> dict[str, str]:
     try:
-        data = json.loads(raw or "")
+        data = parse_json(raw or "")
     except json.JSONDecodeError:
         raise InvalidRequestError(description="practitioner must be a JSON object") from None
     if not isinstance(data, dict):

@@ -35,6 +35,7 @@ from sqlmodel import Session
 from grants import repository as repo
 from grants.config import GrantsConfig
 from grants.oauth.errors import InvalidClientError, invalid_client
+from vault.schemas import parse_json
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ACCEPTED_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
@@ -95,7 +96,7 @@ def _peek(assertion: str) -> tuple[jws.CompactSignature, dict[str, Any], dict[st
     """Parse the compact JWS once: its header and its (not yet trusted) claims."""
     try:
         compact = jws.extract_compact(assertion.encode(), registry=_REGISTRY)
-        claims = json.loads(compact.payload)
+        claims = parse_json(compact.payload)
     except (JoseError, ValueError, TypeError):
         raise invalid_client("client_assertion is not a signed JWT") from None
     if not isinstance(claims, dict):

@@ -28,6 +28,7 @@ from grants.emergency import EMERGENCY_PURPOSE, EMERGENCY_TYPE, EmergencyDetails
 from grants.models import Agency
 from grants.oauth.errors import InvalidAuthorizationDetailsError
 from vault.errors import InvalidInput
+from vault.schemas import parse_json
 from vault.vocabulary import GRANT_CATEGORIES
 
 RECORDS_TYPE = "storykeep_records"
@@ -64,7 +65,7 @@ def single_item(raw: str | None) -> dict[str, Any]:
     if len(raw) > MAX_RAW_CHARS:
         raise _fail("authorization_details is too long")
     try:
-        doc = json.loads(raw)
+        doc = parse_json(raw)
     except json.JSONDecodeError:
         raise _fail("authorization_details must be a JSON array") from None
     if not isinstance(doc, list) or len(doc) != 1 or not isinstance(doc[0], dict):

@@ -218,7 +218,8 @@ class TestAccept:
     ) -> None:
         before = snapshot(services)
         cid = alex["correction_id"]
-        for bad in ("not json", "[]", json.dumps({"name": "Jo", "role": "x", "email": "nope"})):
+        nope = json.dumps({"name": "Jo", "role": "x", "email": "nope"})
+        for bad in ("not json", "[]", nope, "[" * 5000):
             refused = accept(school, cid, title="New", practitioner=bad)
             assert refused.status_code == 422, bad
         assert snapshot(services) == before

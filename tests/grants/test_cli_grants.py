@@ -273,6 +273,7 @@ class TestClientAdd:
         [
             ("private", "private key material"),
             ("not json {", "not JSON"),
+            ("[" * 5000, "not JSON"),  # too deep for the decoder: not a crash
             ('{"keys": []}', "at least one key"),
             ("[]", "at least one key"),
             ("symmetric", "Only RSA, EC or OKP"),

@@ -35,6 +35,12 @@ def unsigned(claims: dict[str, object], alg: str = "none") -> str:
     return f"{b64({'alg': alg, 'typ': 'JWT'})}.{b64(claims)}."
 
 
+DEEP_CLAIMS = ".".join(
+    base64.urlsafe_b64encode(part).rstrip(b"=").decode()
+    for part in (b'{"alg":"ES256"}', b"[" * 3000, b"s" * 64)
+)
+
+
 class TestPrivateKeyJwt:
     def test_good_assertion_is_accepted(self, agency: AgencyClient) -> None:
         assert introspect_with(agency, agency.assertion()) == (200, {"active": False})
@@ -155,6 +161,9 @@ class TestPrivateKeyJwt:
             {"client_assertion_type": "urn:wrong", "client_assertion": "x"},
             {"client_assertion_type": ASSERTION_TYPE, "client_assertion": "not.a.jwt"},
             {"client_assertion_type": ASSERTION_TYPE, "client_assertion": "x" * 9000},
+            # Claims nested too deeply for Python's decoder, which is read before any
+            # signature check: RecursionError must not become a 500 for anyone at all.
+            {"client_assertion_type": ASSERTION_TYPE, "client_assertion": DEEP_CLAIMS},
         ],
     )
     def test_missing_or_malformed_client_auth(

@@ -199,6 +199,8 @@ class TestAsking:
                 '"purpose":"education_support","duration_days":3,"extra":1}]',
                 "unknown fields",
             ),
+            # Python's JSON decoder recurses per level: RecursionError, not ValueError.
+            ("[" * 5000, "must be a JSON array"),
         ],
     )
     def test_bad_authorization_details_change_nothing(
@@ -230,6 +232,7 @@ class TestAsking:
         [
             ("practitioner", "{}"),
             ("practitioner", '{"name":"x","role":"y","email":"nope"}'),
+            ("practitioner", '{"name":' * 5000),  # nested too deeply to decode
             ("requested_expiry", "10"),
             ("requested_expiry", "lots"),
             ("requested_expiry", "\u00b2"),  # a digit to isdigit(), not to int()

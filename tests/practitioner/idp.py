@@ -56,15 +56,19 @@ class TestIdentityProvider:
     tamper: dict[str, Any] = field(default_factory=dict)
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     token_calls: int = 0
+    discovery_body: bytes | None = None  # when set, /.well-known/… answers these bytes
 
     def reset(self) -> None:
         self.user = {"sub": "idp-user-1", "email": "jo.bloggs@example.org", "email_verified": True}
         self.tamper = {}
         self.codes.clear()
         self.token_calls = 0
+        self.discovery_body = None
 
     # -- endpoints ------------------------------------------------------------------------------
     async def discovery(self, _request: Request) -> Response:
+        if self.discovery_body is not None:
+            return Response(self.discovery_body, media_type="application/json")
         return JSONResponse(
             {
                 "issuer": self.issuer,

@@ -282,6 +282,17 @@ class TestStarting:
         response = worker.get(f"/practitioner/oidc/start?agency={agency_choice(worker)}")
         assert response.status_code == 400 and "could not reach" in response.text
 
+    def test_a_provider_answering_json_nested_too_deeply(
+        self, worker: TestClient, services: Services, idp: TestIdentityProvider
+    ) -> None:
+        """Python's JSON decoder recurses per level, so this is a RecursionError, not a
+        ValueError: it must still be "could not reach", not a server error."""
+        add_agency(services)
+        configure(services, idp.issuer)
+        idp.discovery_body = b"[" * 5000
+        response = worker.get(f"/practitioner/oidc/start?agency={agency_choice(worker)}")
+        assert response.status_code == 400 and "could not reach" in response.text
+
     def test_a_provider_naming_another_issuer(
         self, worker: TestClient, services: Services, idp: TestIdentityProvider
     ) -> None:
