@@ -212,7 +212,10 @@ def csrf_token_for_presession(settings: Settings, presession: str) -> str:
 
 
 def csrf_matches(expected: str, given: str | None) -> bool:
-    return given is not None and hmac.compare_digest(expected, given)
+    """Constant-time, as a CSRF token is a secret. ``compare_digest`` raises TypeError on
+    a str that is not ASCII (a form field or header can be anything), and our tokens are
+    hex, so anything else simply does not match."""
+    return given is not None and given.isascii() and hmac.compare_digest(expected, given)
 
 
 def new_presession() -> str:

@@ -182,6 +182,13 @@ class TestCsrf:
             headers={"X-CSRF-Token": "0" * 64},
         )
         assert wrong.status_code == 403
+        # A header is Latin-1 text on the wire: not ASCII, so no match (and no crash).
+        latin = client.post(
+            "/api/v1/me/entries",
+            json={"title": "x", "body": "y"},
+            headers={"X-CSRF-Token": "caf\u00e9".encode("latin-1")},  # type: ignore[dict-item]
+        )
+        assert latin.status_code == 403 and latin.json()["error"] == "csrf_failed"
         assert count(services, "story_entry") == 0
 
     def test_token_of_another_session_does_not_work(self, client: TestClient, app: object) -> None:

@@ -65,6 +65,11 @@ class TestSignIn:
         page_sign_up(client)
         no_token = client.post("/story", data={"title": "x", "shareable": "no"})
         assert no_token.status_code == 403
+        for odd in ("\u00b2", "\u0663", "\U0001f600" * 30):  # not ASCII: no match, no crash
+            refused = client.post(
+                "/story", data={"title": "x", "shareable": "no", "csrf_token": odd}
+            )
+            assert refused.status_code == 403, odd
         assert run_sql(services, "SELECT count(*) FROM story_entry")[0][0] == 0
 
     @pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\\\evil"])
