@@ -168,9 +168,11 @@ def _check_claims(
     config: GrantsConfig, claims: dict[str, Any], client_id: str, endpoint_url: str
 ) -> None:
     now = int(time.time())
-    audiences = claims.get("aud")
-    audiences = [audiences] if isinstance(audiences, str) else audiences or []
-    if not {config.issuer, endpoint_url} & set(audiences):
+    # RFC 7519 section 4.1.3: one string or an array of strings. Anything else (a number,
+    # an object, an array of objects) names no audience, rather than breaking set().
+    aud = claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    if not any(isinstance(a, str) and a in (config.issuer, endpoint_url) for a in audiences):
         raise invalid_client("client_assertion aud must be this issuer or this endpoint")
     if claims.get("sub") != client_id:
         raise invalid_client("client_assertion sub must equal iss (the client_id)")

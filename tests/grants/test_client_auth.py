@@ -76,6 +76,11 @@ class TestPrivateKeyJwt:
         ("overrides", "message"),
         [
             ({"aud": "https://someone-else.example"}, "aud"),
+            # RFC 7519: a string or an array of strings; anything else is no audience.
+            ({"aud": -5}, "aud"),
+            ({"aud": True}, "aud"),
+            ({"aud": {"iss": "x"}}, "aud"),
+            ({"aud": [{"iss": "x"}, ["x"]]}, "aud"),
             ({"exp": int(time.time()) - 5}, "expired"),
             ({"exp": None}, "expired"),
             ({"iat": int(time.time()) + 3600, "exp": int(time.time()) + 3700}, ""),
