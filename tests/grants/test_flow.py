@@ -3,6 +3,8 @@ HTTP, with every negative case from SECURITY.md's token section."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from datetime import timedelta
 from typing import Any
@@ -11,6 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.container import Services
+from app.settings import Settings
+from grants.oauth.tokens import hash_token
 from tests.app.test_api import make_session_old
 from tests.conftest import PASSWORD, add_record, run_sql, sign_in, sign_up
 from tests.grants.kit import TEACHER, AgencyClient, agency_client, connection_code
@@ -140,16 +144,38 @@ class TestAsking:
         actions = [e["action"] for e in client.get("/api/v1/me/audit").json()["events"]]
         assert actions[:2] == ["request:received", "code:created"]
 
-    def test_reused_cancelled_and_guessed_codes_reveal_nothing(
-        self, client: TestClient, school: AgencyClient, young: dict[str, Any]
+    def test_reused_cancelled_expired_and_guessed_codes_reveal_nothing(
+        self, client: TestClient, services: Services, school: AgencyClient, young: dict[str, Any]
     ) -> None:
-        code = connection_code(client, young["csrf"])
-        assert school.ask(code).status_code == 200
-        reused = school.ask(code)
+        """SECURITY.md: a code that was used, cancelled or has run out is answered exactly
+        like a guess, so an agency cannot tell that a young person is behind it."""
+        used = connection_code(client, young["csrf"])
+        assert school.ask(used).status_code == 200
+        made = client.post("/api/v1/me/connection-codes", headers={"X-CSRF-Token": young["csrf"]})
+        cancelled = made.json()["code"]
+        cancel = client.delete(
+            f"/api/v1/me/connection-codes/{made.json()['id']}",
+            headers={"X-CSRF-Token": young["csrf"]},
+        )
+        assert cancel.status_code == 204
+        expired = connection_code(client, young["csrf"])
+        run_sql(  # only the one live code left: the one just made
+            services,
+            "UPDATE connection_code SET expires_at = :t"
+            " WHERE used_at IS NULL AND cancelled_at IS NULL",
+            t=db_time(services, utcnow() - timedelta(seconds=1)),
+        )
         guessed = school.ask("ABCD-EFGH-JKMN-PQRS")
-        assert reused.status_code == guessed.status_code == 400
-        assert reused.json() == guessed.json()
-        assert reused.json()["error"] == "unknown_user_id"
+        assert guessed.status_code == 400 and guessed.json()["error"] == "unknown_user_id"
+        other = agency_client(client, services, name="Example Health Board")
+        for why, asked in {
+            "reused": school.ask(used),
+            "reused by another agency": other.ask(used),
+            "cancelled": school.ask(cancelled),
+            "expired": school.ask(expired),
+        }.items():
+            assert asked.status_code == 400, why
+            assert asked.json() == guessed.json(), why
         assert len(client.get("/api/v1/me/requests").json()) == 1
 
     def test_a_code_works_typed_in_lower_case_without_dashes(
@@ -428,6 +454,60 @@ class TestTokensAndReads:
         introspected = school.introspect(tokens["access_token"])
         assert introspected["active"] is True and introspected["grant_id"] == tokens["grant_id"]
 
+    def test_tokens_are_stored_as_keyed_hashes(
+        self,
+        client: TestClient,
+        services: Services,
+        settings: Settings,
+        school: AgencyClient,
+        young: dict[str, Any],
+    ) -> None:
+        """SECURITY.md: stored only as HMAC-SHA256 with the server secret, so a copy of the
+        database alone cannot be checked against guesses (a plain SHA-256 could be)."""
+        tokens = granted(client, school, young)
+        fresh = school.refresh(tokens["refresh_token"])
+        assert fresh.status_code == 200, fresh.text
+        issued = [
+            (kind, pair[f"{kind}_token"]) for pair in (tokens, fresh.json())
+            for kind in ("access", "refresh")
+        ]  # fmt: skip
+        secret = settings.secret_key.get_secret_value().encode()
+
+        def keyed(token: str) -> str:
+            return hmac.new(secret, f"oauth-token|{token}".encode(), hashlib.sha256).hexdigest()
+
+        stored = {(kind, digest) for kind, digest in run_sql(
+            services, "SELECT kind, token_hash FROM oauth_token"
+        )}  # fmt: skip
+        assert stored == {(kind, keyed(token)) for kind, token in issued}
+        assert all(hash_token(services.grants, token) == keyed(token) for _, token in issued)
+        unkeyed = {
+            hashlib.sha256(text.encode()).hexdigest()
+            for _, token in issued
+            for text in (token, f"oauth-token|{token}")
+        }
+        assert not unkeyed & {digest for _, digest in stored}
+
+    def test_a_token_whose_client_is_not_the_grants_is_refused(
+        self, client: TestClient, services: Services, school: AgencyClient, young: dict[str, Any]
+    ) -> None:
+        """SECURITY.md: every resource call checks the client is the one the grant was made
+        for. Tokens are only issued to the grant's client, so the row is altered to test it."""
+        tokens = granted(client, school, young)
+        assert client.get(records_url(tokens), headers=bearer(tokens)).status_code == 200
+        other = agency_client(client, services, name="Example Health Board")
+        run_sql(
+            services,
+            "UPDATE oauth_token SET client_id = :c WHERE kind = 'access'",
+            c=other.client_id,
+        )
+        call = client.get(records_url(tokens), headers=bearer(tokens))
+        assert call.status_code == 401 and call.json()["error"] == "invalid_token"
+        assert call.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+        one = f"{records_url(tokens)}/{young['records']['education']}"
+        assert client.get(one, headers=bearer(tokens)).status_code == 401
+        assert school.introspect(tokens["access_token"]) == {"active": False}
+
     def test_auth_req_id_is_single_use(
         self, client: TestClient, school: AgencyClient, young: dict[str, Any]
     ) -> None:
@@ -647,6 +727,36 @@ class TestEndings:
         assert school.revoke(tokens["access_token"]).status_code == 200
         assert client.get(records_url(tokens), headers=bearer(tokens)).status_code == 401
         assert school.refresh(tokens["refresh_token"]).status_code == 200
+
+    def test_access_token_runs_out_while_the_grant_lives(
+        self, client: TestClient, services: Services, school: AgencyClient, young: dict[str, Any]
+    ) -> None:
+        """SECURITY.md: access tokens live at most 10 minutes, whatever the grant. Only the
+        access token's own expiry has passed here, so the grant's refresh token still works."""
+        tokens = granted(client, school, young)
+        assert 0 < tokens["expires_in"] <= 600
+        live = school.introspect(tokens["access_token"])
+        assert live["active"] is True and live["exp"] - live["iat"] <= 600
+        run_sql(
+            services,
+            "UPDATE oauth_token SET expires_at = :t WHERE kind = 'access'",
+            t=db_time(services, utcnow() - timedelta(seconds=1)),
+        )
+        assert client.get("/api/v1/me/grants").json()[0]["active"] is True
+        call = client.get(records_url(tokens), headers=bearer(tokens))
+        assert call.status_code == 401 and call.json()["error"] == "invalid_token"
+        assert call.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+        one = f"{records_url(tokens)}/{young['records']['education']}"
+        assert client.get(one, headers=bearer(tokens)).status_code == 401
+        assert school.introspect(tokens["access_token"]) == {"active": False}
+        assert school.introspect(tokens["refresh_token"])["active"] is True
+        fresh = school.refresh(tokens["refresh_token"])
+        assert fresh.status_code == 200, fresh.text
+        new = fresh.json()
+        assert 0 < new["expires_in"] <= 600
+        assert client.get(records_url(new), headers=bearer(new)).status_code == 200
+        assert school.introspect(new["access_token"])["active"] is True
+        assert client.get(records_url(tokens), headers=bearer(tokens)).status_code == 401
 
     def test_grant_runs_out(
         self, client: TestClient, services: Services, school: AgencyClient, young: dict[str, Any]
