@@ -56,7 +56,10 @@ class SecurityHeadersMiddleware:
 
 class BodySizeLimitMiddleware:
     """Refuse bodies over ``limit`` bytes: at once if Content-Length says so, otherwise
-    as soon as the streamed bytes pass the limit."""
+    as soon as the streamed bytes pass the limit. The refusal is raised into the app,
+    which stops reading; whatever answer the app then gives (FastAPI turns any error
+    while reading a JSON body into "400 There was an error parsing the body") is
+    replaced by the 413, so the caller learns what was wrong."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -76,17 +79,27 @@ class BodySizeLimitMiddleware:
                     await _reply_413(send)
                     return
         received = 0
+        too_large = replaced = False
 
         async def bounded_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
+                    too_large = True
                     raise PayloadTooLarge("The request body is too large.")
             return message
 
-        await self.app(scope, bounded_receive, send)
+        async def refusing_send(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and too_large:
+                replaced = True
+                await _reply_413(send)
+            elif not (message["type"] == "http.response.body" and replaced):
+                await send(message)  # the app's answer, unless the 413 took its place
+
+        await self.app(scope, bounded_receive, refusing_send)
 
 
 async def _reply_413(send: Send) -> None:

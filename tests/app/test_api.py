@@ -290,6 +290,67 @@ class TestEntries:
         assert response.status_code == 413
         assert response.headers["content-security-policy"]
 
+    def test_oversized_body_refused_while_streaming(
+        self, client: TestClient, services: Services, csrf: str
+    ) -> None:
+        """No Content-Length, and up to ten times the limit on offer: the server must stop
+        pulling chunks just past the limit, not read everything and check afterwards."""
+        limit = services.settings.max_request_bytes
+        body = CountingBody(64 * 1024, chunks=10 * limit // (64 * 1024))
+        headers = {"X-CSRF-Token": csrf, "content-type": "application/json"}
+        assert stream_to_app(client, "POST", "/api/v1/me/entries", headers, body) == [413]
+        assert limit < body.pulled <= limit + 2 * body.size
+        assert count(services, "story_entry") == 0
+
+
+def stream_to_app(
+    client: TestClient, method: str, path: str, headers: dict[str, str], body: CountingBody
+) -> list[int]:
+    """Send ``body`` to the app the way an HTTP server does: one chunk per ``receive()``,
+    pulled only when the app asks. (TestClient reads the whole body before it calls the
+    app, so it cannot tell a server that stops early from one that reads everything.)
+    Returns the statuses the app answered with, in the app's own event loop."""
+    cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+        "method": method, "scheme": "https", "path": path, "raw_path": path.encode(),
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 443),
+        "headers": [
+            (b"host", b"testserver"), (b"cookie", cookie.encode()),
+            *((name.lower().encode(), value.encode()) for name, value in headers.items()),
+        ],
+    }  # fmt: skip
+    chunks = iter(body)
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, object]:
+        chunk = next(chunks, None)
+        return {"type": "http.request", "body": chunk or b"", "more_body": chunk is not None}
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(int(message["status"]))  # type: ignore[call-overload]
+
+    assert client.portal is not None  # inside the fixture's ``with TestClient(...)``
+    client.portal.call(client.app, scope, receive, send)
+    return statuses
+
+
+class CountingBody:
+    """A request body that counts the bytes the server pulled from it."""
+
+    def __init__(self, size: int, chunks: int, first: bytes = b"") -> None:
+        self.size, self.chunks, self.first, self.pulled = size, chunks, first, 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self.first:
+            self.pulled += len(self.first)
+            yield self.first
+        for _ in range(self.chunks):
+            self.pulled += self.size
+            yield b"\x00" * self.size
+
 
 class TestPhotos:
     def test_upload_and_read_back(self, client: TestClient, csrf: str) -> None:
@@ -339,17 +400,13 @@ class TestPhotos:
         services.settings.max_photo_bytes = 4096
         created = entry(client, csrf)
 
-        def chunks() -> Iterator[bytes]:  # no Content-Length: only streaming can catch it
-            yield tiny_png()
-            for _ in range(10):
-                yield b"\x00" * 1024
-
-        response = client.put(
-            f"/api/v1/me/entries/{created['id']}/photo",
-            content=chunks(),
-            headers={"X-CSRF-Token": csrf, "content-type": "image/png"},
-        )
-        assert response.status_code == 413
+        # No Content-Length, so only streaming can catch it; a thousand times the limit on
+        # offer, so a server reading it all before checking would pull every chunk.
+        body = CountingBody(1024, chunks=4096, first=tiny_png())
+        headers = {"X-CSRF-Token": csrf, "content-type": "image/png"}
+        path = f"/api/v1/me/entries/{created['id']}/photo"
+        assert stream_to_app(client, "PUT", path, headers, body) == [413]
+        assert 4096 < body.pulled <= 4096 + 2 * 1024 + len(tiny_png())
         assert count(services, "story_photo") == 0
 
     def test_photo_of_another_persons_entry(self, client: TestClient) -> None:
