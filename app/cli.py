@@ -23,6 +23,7 @@ from app.settings import Settings
 from vault import audit, chain
 from vault.actors import Actor
 from vault.errors import StorykeepError
+from vault.keys import LocalKeyFileProvider
 
 cli = typer.Typer(help="Storykeep: run and look after the service.", no_args_is_help=True)
 db_cli = typer.Typer(help="The database.", no_args_is_help=True)
@@ -135,7 +136,15 @@ def db_upgrade() -> None:
     from app.migrate import upgrade
 
     settings = _settings()
-    upgrade(settings.resolved_database_url)
+    try:  # keys only if a migration has existing content to seal: they must be there
+        notes = upgrade(
+            settings.resolved_database_url,
+            open_keys=lambda: LocalKeyFileProvider(settings.resolved_key_file).load_existing(),
+        )
+    except StorykeepError as exc:
+        _fail(exc.message)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
     typer.echo("Database is up to date.")
 
 

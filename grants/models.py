@@ -130,7 +130,10 @@ class AccessRequest(SQLModel, table=True):
     decide_by: datetime = Field(sa_type=UTCDateTime)
     status: str = Field(default="pending", max_length=16)  # pending|approved|declined|lapsed
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    decline_reason: str | None = Field(default=None, max_length=500)
+    # The young person's own words for saying no: sealed with their vault's data key
+    # (SECURITY.md: no plaintext content in the database; erasure shreds it), and never
+    # sent to the agency. Read back with grants.service.decline_reason.
+    decline_reason_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     poll_interval: int = 5
     last_polled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Set when the approved request has been exchanged for tokens (single use).

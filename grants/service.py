@@ -379,13 +379,31 @@ def approve(
     return grant_public(session, grant, now)
 
 
+def _decline_ctx(request: AccessRequest) -> FieldContext:
+    return FieldContext(request.vault_id, "access_request", request.id, "decline_reason", 1)
+
+
+def decline_reason(
+    session: Session, services: vault_service.VaultServices, request: AccessRequest
+) -> str | None:
+    """The young person's reason for saying no, while their vault (and its key) exists.
+    No page or API shows it yet: it is kept, sealed, so that it is not lost."""
+    if request.decline_reason_sealed is None:
+        return None
+    return services.keyring.open_text(session, _decline_ctx(request), request.decline_reason_sealed)
+
+
 def decline(
     session: Session, services: vault_service.VaultServices, actor: Actor, vault: Vault,
     request_id: uuid.UUID, body: DeclineBody, *, notifier: Notifier | None = None,
 ) -> RequestPublic:  # fmt: skip
     request = _pending(session, vault, request_id)
     now = utcnow()
-    request.status, request.decided_at, request.decline_reason = "declined", now, body.reason
+    request.status, request.decided_at = "declined", now
+    if body.reason is not None:
+        request.decline_reason_sealed = services.keyring.seal_text(
+            session, _decline_ctx(request), body.reason
+        )
     session.add(request)
     session.flush()
     audit.append(session, services.keyring.provider, vault.id.hex, actor, "request:declined",

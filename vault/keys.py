@@ -146,6 +146,17 @@ class LocalKeyFileProvider:
             self._init_store()
         return self
 
+    def load_existing(self) -> LocalKeyFileProvider:
+        """Load keys that must already be there: for upgrading existing data, where a new
+        key file (or an empty key store) could open nothing and would only hide why."""
+        with self._lock:
+            for path in (self.key_file, self.store_file):
+                if not path.exists():
+                    raise KeyUnavailable(f"The key file {path} is not there")
+            self._load()
+            check_key_file_permissions(self.store_file)
+        return self
+
     def _load(self) -> None:
         check_key_file_permissions(self.key_file)
         try:

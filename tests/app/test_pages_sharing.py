@@ -17,8 +17,13 @@ from app.container import Services
 from tests.app.test_api import make_session_old
 from tests.app.test_pages import form_token, page_sign_up
 from tests.conftest import PASSWORD, add_record, run_sql
-from tests.grants.kit import AgencyClient, agency_client
+from tests.grants.kit import AgencyClient, agency_client, decline_reason
+from tests.vault.test_storage import database_text
 from vault.db_types import utcnow
+from vault.errors import IntegrityFailure
+
+# Words only the young person wrote, to look for in the database.
+REASON = "Not now, my gran is in hospital qz7"
 
 
 @pytest.fixture
@@ -234,13 +239,30 @@ class TestNo:
         assert confirm.status_code == 200 and "Say no to Jo Bloggs?" in confirm.text
         assert request_status(client, asked["id"]) == "pending"
         done = client.post(
-            f"/requests/{asked['id']}/no", data={"csrf_token": token, "reason": "Not now"}
+            f"/requests/{asked['id']}/no", data={"csrf_token": token, "reason": REASON}
         )
         assert done.status_code == 200 and "You said no." in done.text
         assert request_status(client, asked["id"]) == "declined"
-        reason = run_sql(services, "SELECT decline_reason FROM access_request")[0][0]
-        assert reason == "Not now"
         assert school.poll(asked["auth_req_id"]).json()["error"] == "access_denied"
+
+    def test_the_reason_is_sealed_and_goes_with_erasure(
+        self, client: TestClient, services: Services, school: AgencyClient, token: str
+    ) -> None:
+        """SECURITY.md: no plaintext content in the database, and erasure leaves nothing
+        readable. The reason is the young person's own words about their life."""
+        asked = ask(client, school, token)
+        client.post(f"/requests/{asked['id']}/no", data={"csrf_token": token, "reason": REASON})
+        assert request_status(client, asked["id"]) == "declined"
+        assert REASON not in database_text(services)
+        assert decline_reason(services, asked["id"]) == REASON  # kept, not lost
+        done = client.post("/account/delete", data={"password": PASSWORD, "csrf_token": token})
+        assert done.url.path == "/signin"
+        assert run_sql(services, "SELECT erased_at FROM vault")[0][0] is not None
+        # The request stays (the agency's counts need it); its reason cannot be opened.
+        assert run_sql(services, "SELECT decline_reason_sealed FROM access_request")[0][0]
+        assert REASON not in database_text(services)
+        with pytest.raises(IntegrityFailure):
+            decline_reason(services, asked["id"])
 
     def test_no_without_a_reason(
         self, client: TestClient, services: Services, school: AgencyClient, token: str
@@ -248,7 +270,8 @@ class TestNo:
         asked = ask(client, school, token)
         client.post(f"/requests/{asked['id']}/no", data={"csrf_token": token, "reason": ""})
         assert request_status(client, asked["id"]) == "declined"
-        assert run_sql(services, "SELECT decline_reason FROM access_request")[0][0] is None
+        assert run_sql(services, "SELECT decline_reason_sealed FROM access_request")[0][0] is None
+        assert decline_reason(services, asked["id"]) is None
 
 
 def read_records(client: TestClient, school: AgencyClient, auth_req_id: str) -> Response:

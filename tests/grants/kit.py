@@ -16,6 +16,7 @@ from joserfc.jwk import ECKey, KeySet
 from app.container import Services
 from app.db import transaction
 from grants import service as grants_service
+from grants.models import AccessRequest
 from vault.actors import Actor
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -138,3 +139,11 @@ def connection_code(http: TestClient, csrf: str) -> str:
     response = http.post("/api/v1/me/connection-codes", headers={"X-CSRF-Token": csrf})
     assert response.status_code == 201, response.text
     return str(response.json()["code"])
+
+
+def decline_reason(services: Services, request_id: str) -> str | None:
+    """The young person's reason, as the service opens it (the database holds it sealed)."""
+    with transaction(services.engine) as session:
+        request = session.get(AccessRequest, uuid.UUID(str(request_id)))
+        assert request is not None
+        return grants_service.decline_reason(session, services.vault, request)

@@ -17,9 +17,13 @@ from app.settings import Settings
 from grants.oauth.tokens import hash_token
 from tests.app.test_api import make_session_old
 from tests.conftest import PASSWORD, add_record, run_sql, sign_in, sign_up
-from tests.grants.kit import TEACHER, AgencyClient, agency_client, connection_code
+from tests.grants.kit import TEACHER, AgencyClient, agency_client, connection_code, decline_reason
+from tests.vault.test_storage import database_text
 from vault.db_types import utcnow
+from vault.errors import IntegrityFailure
 
+# Words only the young person wrote, to look for in the database.
+REASON = "They asked before and it went badly zq8"
 SUMMARY = (
     "Jo Bloggs, guidance teacher at Example High School, wants to read your education "
     "records for 30 days to plan support at school."
@@ -324,6 +328,28 @@ class TestPolling:
         assert polled.status_code == 400 and polled.json()["error"] == "access_denied"
         again = approve(client, young["csrf"], request["id"])
         assert again.status_code == 409
+
+    def test_the_reason_is_sealed_and_goes_with_erasure(
+        self, client: TestClient, services: Services, school: AgencyClient, young: dict[str, Any]
+    ) -> None:
+        """The API's decline, as the pages' (tests/app/test_pages_sharing.py): the reason
+        is sealed with the vault's key, readable while the vault lives, shredded with it."""
+        school.ask(connection_code(client, young["csrf"]))
+        request = only_request(client)
+        declined = client.post(
+            f"/api/v1/me/requests/{request['id']}/decline",
+            json={"reason": REASON},
+            headers={"X-CSRF-Token": young["csrf"]},
+        )
+        assert declined.status_code == 200 and REASON not in declined.text
+        assert REASON not in database_text(services)
+        assert decline_reason(services, request["id"]) == REASON
+        assert (
+            client.delete("/api/v1/me", headers={"X-CSRF-Token": young["csrf"]}).status_code == 204
+        )
+        assert REASON not in database_text(services)
+        with pytest.raises(IntegrityFailure):
+            decline_reason(services, request["id"])
 
     def test_lapsed_request_gives_expired_token(
         self, client: TestClient, services: Services, school: AgencyClient, young: dict[str, Any]
