@@ -404,14 +404,15 @@ def keys_rotate() -> None:
 @audit_cli.command("verify")
 def audit_verify(
     export: Annotated[
-        Path | None, typer.Option(help="Check a downloaded export zip instead, offline.")
+        Path | None,
+        typer.Option(help="Check a downloaded export zip instead, against this server's key."),
     ] = None,
 ) -> None:
     """Check every audit chain. Exit 0 if intact; otherwise name the first bad entry."""
-    if export is not None:
-        _verify_export(export)
-        return
     services = _services()
+    if export is not None:
+        _verify_export(services, export)
+        return
     bad = 0
     total = 0
     for session in unit_of_work(services.engine):
@@ -426,18 +427,29 @@ def audit_verify(
     typer.echo(f"OK: {total} chains intact.")
 
 
-def _verify_export(path: Path) -> None:
+def _verify_export(services: Services, path: Path) -> None:
+    """Check an export against this server's public key, never the one in the zip: that
+    one only says who signed, and anyone who edits the log can re-sign it with their own
+    key and put that key in the zip. (Offline, ``verify.py`` does the same with a key
+    got from the operator.)"""
     try:
         with zipfile.ZipFile(path) as zf:
             doc = json.loads(zf.read("audit/audit.json"))
             pem = zf.read("audit/public_key.pem")
-    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        chain_name, events, head = doc["chain"], doc["events"], doc["head"]
+    except (OSError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         _fail(f"{path} is not a Storykeep export ({type(exc).__name__})")
-    problem = chain.verify_chain(doc["chain"], doc["events"], doc["head"], pem)
+    if not audit.is_our_public_key(services.keys, pem):
+        _fail(
+            f"{path}: NOT signed by this server. The public key in the export is not this "
+            "server's audit key, so the log was re-signed with another key (or comes from "
+            "another Storykeep server)."
+        )
+    problem = chain.verify_chain(chain_name, events, head, services.keys.public_key_pem())
     if problem is not None:
-        typer.echo(f"chain {doc['chain']}: {problem}", err=True)
+        typer.echo(f"chain {chain_name}: {problem}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"OK: {len(doc['events'])} entries, signed head verified.")
+    typer.echo(f"OK: {len(events)} entries, signed head verified with this server's key.")
 
 
 def main() -> None:

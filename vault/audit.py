@@ -11,6 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -168,3 +172,25 @@ def verify_all(session: Session, keys: KeyProvider) -> Iterable[ChainReport]:
         head = repo.get_audit_head(session, chain)
         problem = chainlib.verify_chain(chain, events, head_fields(head) if head else None, pem)
         yield ChainReport(chain=chain, entries=len(events), problem=problem)
+
+
+def is_our_public_key(keys: KeyProvider, pem: bytes) -> bool:
+    """Whether ``pem`` is this server's audit public key.
+
+    An export carries a public key so that anyone can check it offline, but whoever
+    edits the log can re-sign its head with a key of their own and put that key in the
+    zip. Only a key got from somewhere else (here, the server's own) shows who signed.
+    Compared as raw Ed25519 keys (RFC 8032), so a PEM re-saved with other line endings
+    still matches.
+    """
+    try:
+        theirs = load_pem_public_key(pem)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    ours = load_pem_public_key(keys.public_key_pem())
+    raw = (serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return (
+        isinstance(theirs, Ed25519PublicKey)
+        and isinstance(ours, Ed25519PublicKey)
+        and theirs.public_bytes(*raw) == ours.public_bytes(*raw)
+    )

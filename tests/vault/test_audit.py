@@ -4,6 +4,7 @@ checker shipped in every export."""
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import threading
@@ -11,6 +12,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
@@ -18,6 +21,7 @@ from app.container import Services
 from app.db import unit_of_work
 from tests.conftest import run_sql
 from vault import audit
+from vault import chain as chainlib
 from vault.actors import Actor
 
 
@@ -129,6 +133,64 @@ class TestOfflineExport:
             check=False,
         )
         assert bad.returncode == 1 and "seq=2" in bad.stdout and "edited" in bad.stdout
+
+    def test_export_re_signed_with_another_key_is_refused(
+        self, client: TestClient, csrf: str, services: Services, tmp_path: Path,
+        env: dict[str, str],
+    ) -> None:  # fmt: skip
+        """Edit the log, re-hash the chain, sign the head with a key of one's own and put
+        that key in the zip: the checker alone then says intact, so the server must check
+        against its own key, not the one in the zip."""
+        client.post("/api/v1/me/entries", json={"title": "one"}, headers={"X-CSRF-Token": csrf})
+        genuine = tmp_path / "genuine.zip"
+        genuine.write_bytes(client.get("/api/v1/me/export").content)
+        passed = verify(env, "--export", str(genuine))
+        assert passed.returncode == 0, passed.stderr
+        assert "signed head verified with this server's key" in passed.stdout
+
+        forger = Ed25519PrivateKey.generate()
+        forged_pem = forger.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        with zipfile.ZipFile(genuine) as zf:
+            files = {name: zf.read(name) for name in zf.namelist()}
+        doc = json.loads(files["audit/audit.json"])
+        prev = chainlib.genesis_hash(doc["chain"])
+        for event in doc["events"]:
+            event["actor_label"] = "nobody"  # who really did it is gone
+            event["prev_hash"], event["entry_hash"] = prev, chainlib.entry_hash(prev, event)
+            prev = event["entry_hash"]
+        doc["head"]["entry_hash"] = prev
+        message = chainlib.head_message(doc["chain"], doc["head"]["seq"], prev)
+        doc["head"]["signature"] = forger.sign(message).hex()
+        files["audit/audit.json"] = json.dumps(doc).encode()
+        files["audit/public_key.pem"] = forged_pem
+        forged = tmp_path / "forged.zip"
+        with zipfile.ZipFile(forged, "w") as zf:
+            for name, data in files.items():
+                zf.writestr(name, data)
+
+        # The forgery is self-consistent: the shipped checker with the zip's key passes.
+        folder = tmp_path / "forged"
+        zipfile.ZipFile(forged).extractall(folder)
+        selfcheck = subprocess.run(
+            [sys.executable, "-I", "verify.py", "audit.json", "public_key.pem"],
+            cwd=folder / "audit", capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert selfcheck.returncode == 0, selfcheck.stdout
+        # Offline with the server's real key (as a third party would get it), it fails.
+        (tmp_path / "server.pem").write_bytes(services.keys.public_key_pem())
+        offline = subprocess.run(
+            [sys.executable, "-I", "verify.py", "audit.json", str(tmp_path / "server.pem")],
+            cwd=folder / "audit", capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert offline.returncode == 1 and "bad signature" in offline.stdout
+
+        refused = verify(env, "--export", str(forged))
+        assert refused.returncode == 1
+        assert "NOT signed by this server" in refused.stderr
+        assert "not this server's audit key" in refused.stderr
+        assert "OK" not in refused.stdout
 
     def test_not_an_export(self, tmp_path: Path, env: dict[str, str]) -> None:
         fake = tmp_path / "fake.zip"
