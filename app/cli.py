@@ -408,7 +408,8 @@ def audit_verify(
         typer.Option(help="Check a downloaded export zip instead, against this server's key."),
     ] = None,
 ) -> None:
-    """Check every audit chain. Exit 0 if intact; otherwise name the first bad entry."""
+    """Check every audit chain, and that every vault has one. Exit 0 if intact;
+    otherwise name the first bad entry of each bad chain."""
     services = _services()
     if export is not None:
         _verify_export(services, export)
@@ -420,7 +421,8 @@ def audit_verify(
             total += 1
             if report.problem is not None:
                 bad += 1
-                typer.echo(f"chain {report.chain}: {report.problem}", err=True)
+                vault = f" (vault {report.vault_id})" if report.vault_id else ""
+                typer.echo(f"chain {report.chain}{vault}: {report.problem}", err=True)
     if bad:
         typer.echo(f"FAILED: {bad} of {total} chains are not intact.", err=True)
         raise typer.Exit(1)

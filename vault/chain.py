@@ -39,6 +39,9 @@ HASHED_FIELDS = (
 )
 
 
+NO_CHAIN = "no entries and no signed head: the whole chain is gone"
+
+
 def genesis_hash(chain: str) -> str:
     return hashlib.sha256(b"storykeep-audit-genesis|" + chain.encode()).hexdigest()
 
@@ -63,11 +66,16 @@ def head_message(chain: str, seq: int, head_hash: str) -> bytes:
 class Problem:
     seq: int | None
     event_id: int | None
-    kind: str  # "edited" | "removed" | "reordered" | "truncated" | "bad signature"
+    kind: str  # "edited" | "removed" | "reordered" | "missing" | "bad signature"
     detail: str
 
     def __str__(self) -> str:
-        where = f"entry seq={self.seq}" if self.seq is not None else "chain head"
+        if self.seq is not None:
+            where = f"entry seq={self.seq}"
+        elif self.detail == NO_CHAIN:
+            where = "whole chain"
+        else:
+            where = "chain head"
         if self.event_id is not None:
             where += f" (id {self.event_id})"
         return f"{where}: {self.kind}: {self.detail}"
@@ -82,8 +90,12 @@ def verify_chain(  # noqa: PLR0911 - one early return per kind of tampering read
     """Return the first problem in one chain, or None when it is intact.
 
     ``events`` are dicts with the hashed fields plus ``seq``, ``id``, ``prev_hash`` and
-    ``entry_hash``, sorted by ``seq``.
+    ``entry_hash``, sorted by ``seq``. A chain is written with its first entry and its
+    head in one transaction, so an intact chain has both: no entries, or no head, is a
+    problem too.
     """
+    if not events and head is None:
+        return Problem(None, None, "missing", NO_CHAIN)
     by_prev = {e["prev_hash"]: e for e in events}
     expected_prev = genesis_hash(chain)
     expected_seq = 1
@@ -107,11 +119,19 @@ def verify_chain(  # noqa: PLR0911 - one early return per kind of tampering read
             return Problem(seq, event_id, "reordered", f"expected seq={expected_seq}")
         expected_prev = event["entry_hash"]
         expected_seq += 1
+    return _verify_head(chain, head, expected_seq - 1, expected_prev, public_key_pem)
 
+
+def _verify_head(  # noqa: PLR0911 - as verify_chain
+    chain: str,
+    head: dict[str, Any] | None,
+    last_seq: int,
+    last_hash: str,
+    public_key_pem: bytes,
+) -> Problem | None:
+    """The head must be signed, and say the log ends at (``last_seq``, ``last_hash``)."""
     if head is None:
-        if events:
-            return Problem(None, None, "bad signature", "the chain has no signed head")
-        return None
+        return Problem(None, None, "missing", "the chain has entries but no signed head")
     try:
         public_key = load_pem_public_key(public_key_pem)
         if not isinstance(public_key, Ed25519PublicKey):
@@ -122,8 +142,9 @@ def verify_chain(  # noqa: PLR0911 - one early return per kind of tampering read
         )
     except (InvalidSignature, ValueError):
         return Problem(None, None, "bad signature", "the head's signature does not verify")
-    last_seq = expected_seq - 1
-    if head["seq"] != last_seq or head["entry_hash"] != expected_prev:
+    if last_seq == 0 and head["seq"] == 0:
+        return Problem(None, None, "missing", "the chain has a signed head but no entries")
+    if head["seq"] != last_seq or head["entry_hash"] != last_hash:
         if head["seq"] > last_seq:
             return Problem(
                 last_seq + 1,

@@ -478,7 +478,13 @@ def get_audit_head(session: Session, chain: str) -> AuditHead | None:
     return session.get(AuditHead, chain)
 
 
+def vault_ids(session: Session) -> Sequence[uuid.UUID]:
+    """Every vault, erased ones too (a tombstone keeps its chain)."""
+    return session.exec(select(Vault.id)).all()
+
+
 def audit_chains(session: Session) -> Sequence[str]:
+    """Every chain with a head or an entry."""
     chains = set(session.exec(select(AuditHead.chain)).all())
     chains |= set(session.exec(select(AuditEvent.chain).distinct()).all())
     return sorted(chains)

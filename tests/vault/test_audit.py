@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import threading
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -100,6 +101,86 @@ class TestVerify:
         run_sql(services, "UPDATE audit_head SET signature = :sig", sig="00" * 64)
         result = verify(env)
         assert result.returncode == 1 and "bad signature" in result.stderr
+
+
+class TestMissingChains:
+    """Every vault gets its chain (``vault:created`` and a signed head) in the transaction
+    that makes it, and keeps it after erasure, so a vault without one lost it."""
+
+    def test_fresh_database_passes(self, services: Services, env: dict[str, str]) -> None:
+        result = verify(env)
+        assert result.returncode == 0, result.stderr
+        assert "OK: 0 chains intact" in result.stdout
+
+    def test_whole_chain_deleted_is_named(
+        self, chain_of_six: str, services: Services, env: dict[str, str]
+    ) -> None:
+        run_sql(services, "DELETE FROM audit_event WHERE chain = :c", c=chain_of_six)
+        run_sql(services, "DELETE FROM audit_head WHERE chain = :c", c=chain_of_six)
+        result = verify(env)
+        assert result.returncode == 1
+        assert f"chain {chain_of_six} (vault {uuid.UUID(chain_of_six)})" in result.stderr
+        assert "whole chain: missing" in result.stderr
+        assert "FAILED: 1 of 1 chains" in result.stderr
+
+    def test_only_the_damaged_vault_is_named(
+        self, chain_of_six: str, client: TestClient, services: Services, env: dict[str, str]
+    ) -> None:
+        client.cookies.clear()
+        client.post("/api/v1/accounts", json={"username": "sam", "password": "x" * 12})
+        chains = {str(row[0]) for row in run_sql(services, "SELECT chain FROM audit_head")}
+        (sams,) = chains - {chain_of_six}
+        run_sql(services, "DELETE FROM audit_event WHERE chain = :c", c=sams)
+        run_sql(services, "DELETE FROM audit_head WHERE chain = :c", c=sams)
+        result = verify(env)
+        assert result.returncode == 1
+        assert f"chain {sams} " in result.stderr and chain_of_six not in result.stderr
+        assert "FAILED: 1 of 2 chains" in result.stderr
+
+    def test_head_deleted_is_found(
+        self, chain_of_six: str, services: Services, env: dict[str, str]
+    ) -> None:
+        run_sql(services, "DELETE FROM audit_head WHERE chain = :c", c=chain_of_six)
+        result = verify(env)
+        assert result.returncode == 1
+        assert "chain head: missing: the chain has entries but no signed head" in result.stderr
+
+    def test_every_entry_deleted_is_found(
+        self, chain_of_six: str, services: Services, env: dict[str, str]
+    ) -> None:
+        run_sql(services, "DELETE FROM audit_event WHERE chain = :c", c=chain_of_six)
+        result = verify(env)
+        assert result.returncode == 1
+        assert "seq=1: removed" in result.stderr and "the log has 0" in result.stderr
+
+    def test_head_put_back_to_the_start_with_no_entries_is_found(
+        self, chain_of_six: str, services: Services, env: dict[str, str]
+    ) -> None:
+        """A head at seq 0 is only ever seen inside the transaction that adds the first
+        entry. Signed here with the real key, as a head saved from that moment would be."""
+        genesis = chainlib.genesis_hash(chain_of_six)
+        signature = services.keys.sign(chainlib.head_message(chain_of_six, 0, genesis)).hex()
+        run_sql(services, "DELETE FROM audit_event WHERE chain = :c", c=chain_of_six)
+        run_sql(
+            services,
+            "UPDATE audit_head SET seq = 0, entry_hash = :h, signature = :s WHERE chain = :c",
+            h=genesis, s=signature, c=chain_of_six,
+        )  # fmt: skip
+        result = verify(env)
+        assert result.returncode == 1
+        assert "missing: the chain has a signed head but no entries" in result.stderr
+
+    def test_erased_vault_keeps_its_chain_and_losing_it_is_found(
+        self, client: TestClient, csrf: str, services: Services, env: dict[str, str]
+    ) -> None:
+        assert client.delete("/api/v1/me", headers={"X-CSRF-Token": csrf}).status_code == 204
+        passed = verify(env)
+        assert passed.returncode == 0, passed.stderr
+        assert "OK: 1 chains intact" in passed.stdout
+        run_sql(services, "DELETE FROM audit_event")
+        run_sql(services, "DELETE FROM audit_head")
+        failed = verify(env)
+        assert failed.returncode == 1 and "whole chain: missing" in failed.stderr
 
 
 class TestOfflineExport:
