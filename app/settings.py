@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     login_window_minutes: int = Field(default=15, ge=1)
     login_max_failures_per_account: int = Field(default=10, ge=1)
     login_max_failures_per_address: int = Field(default=50, ge=1)
+    # Failed OAuth client authentications allowed in the same window before 429, per
+    # client_id (an agency's system is the account) and per address. Per client is
+    # higher: anyone who knows a client_id can spend its failures (client_auth.py).
+    oauth_max_failures_per_client: int = Field(default=100, ge=1)
+    oauth_max_failures_per_address: int = Field(default=10, ge=1)
 
     # OAuth: access tokens live at most 10 minutes (SECURITY.md).
     access_token_seconds: int = Field(default=600, ge=30, le=600)

@@ -143,12 +143,14 @@ DRAIN_FLAG_SECONDS = 3.0
 DRAIN_WAIT_SECONDS = 8.0
 
 
-# Only failed client authentications are throttled (per address); the bench never fails
-# on purpose, so raising the limits only makes sure a failure shows as its own 401 rather
-# than as a cascade of 429s from one address.
+# Only failed client authentications are throttled (per client and per address); the bench
+# never fails on purpose, so raising the limits only makes sure a failure shows as its own
+# 401 rather than as a cascade of 429s from one client or one address.
 RAISED_LIMITS = {
     "login_max_failures_per_account": "1000000",
     "login_max_failures_per_address": "1000000",
+    "oauth_max_failures_per_client": "1000000",
+    "oauth_max_failures_per_address": "1000000",
 }
 
 

@@ -346,7 +346,7 @@ _INTROSPECT_FROM = _TOKEN.join(_GRANT, _GRANT.c.id == _TOKEN.c.grant_id).outerjo
 # -- an OAuth client's call, in one statement -----------------------------------------------
 _CLIENT = OAuthClient.__table__  # type: ignore[attr-defined]
 _THROTTLE = SignInThrottle.__table__  # type: ignore[attr-defined]
-# A sign-in throttle has two counters (app/auth/service.throttle_keys): account, address.
+# An OAuth call has two failure counters (grants/oauth/client_auth): client, address.
 _THROTTLE_COUNTERS = tuple(_THROTTLE.alias(f"throttle_{i}") for i in range(2))
 _CLIENT_COLUMNS = (
     _CLIENT.c.client_id,
@@ -363,9 +363,9 @@ _CLIENT_COLUMNS = (
 
 def _client_call_statement(with_token: bool) -> DriverStatement:
     """One row, always: the client and its agency (NULLs if there is no such client), the
-    caller's two failure counters (NULLs if it has none), and for introspection the
-    presented token's row (NULLs if there is no such token). Everything an OAuth call
-    reads before it may trust the caller, in one round trip instead of three."""
+    client's and the address's failure counters (NULLs for one that has none), and for
+    introspection the presented token's row (NULLs if there is no such token). Everything
+    an OAuth call reads before it may trust the caller, in one round trip, not three."""
     one_row = sa_select(literal_column("1").label("one")).subquery("one_row")
     source = one_row.outerjoin(
         _CLIENT.join(_AGENCY, _AGENCY.c.id == _CLIENT.c.agency_id),
@@ -392,12 +392,12 @@ def client_call_row(
     session: Session, client_id: str, throttle_keys: Sequence[str], token_hash: str | None = None
 ) -> Any:
     """What an OAuth call by ``client_id`` needs before it can trust the caller, in one
-    statement: the client and its agency, the caller's failure counters
-    (``throttle_keys``: the account key, then the address key) and, given ``token_hash``,
+    statement: the client and its agency, the call's failure counters
+    (``throttle_keys``: the client's key, then the address's) and, given ``token_hash``,
     the introspected token (``_INTROSPECT_COLUMNS``). The client's columns are None when
     there is no such client, the token's when there is no such token."""
-    account_key, address_key = throttle_keys
-    params = {"client_id": client_id, "throttle_0": account_key, "throttle_1": address_key}
+    client_key, address_key = throttle_keys
+    params = {"client_id": client_id, "throttle_0": client_key, "throttle_1": address_key}
     if token_hash is None:
         return _CLIENT_CALL.first(session, params)
     return _CLIENT_CALL_WITH_TOKEN.first(session, {**params, "token_hash": token_hash})

@@ -80,16 +80,22 @@ def _throttle_row(session: Session, settings: Settings, key: str, now: datetime)
     return row
 
 
+def throttle_key(settings: Settings, purpose: str, name: str) -> str:
+    """A counter's key: a keyed hash, so the table holds no names or addresses in clear.
+    ``purpose`` keeps kinds of counter apart (an account, an address, an OAuth client)."""
+    return _keyed_hash(settings, purpose, name)
+
+
 def throttle_keys(settings: Settings, username: str, address: str) -> list[tuple[str, int]]:
-    """The two counters a sign-in (or an OAuth client call) is held to, each with its
-    limit: one for the account, one for the address."""
+    """The two counters a sign-in is held to, each with its limit: one for the account,
+    one for the address. (An OAuth client call has its own: grants/oauth/client_auth.)"""
     return [
         (
-            _keyed_hash(settings, "throttle-account", username),
+            throttle_key(settings, "throttle-account", username),
             settings.login_max_failures_per_account,
         ),
         (
-            _keyed_hash(settings, "throttle-address", address),
+            throttle_key(settings, "throttle-address", address),
             settings.login_max_failures_per_address,
         ),
     ]
@@ -97,7 +103,11 @@ def throttle_keys(settings: Settings, username: str, address: str) -> list[tuple
 
 def check_throttle(session: Session, settings: Settings, username: str, address: str) -> None:
     """Read-only: only failures lock and write their counters (``record_failure``)."""
-    keys = throttle_keys(settings, username, address)
+    check_counters(session, settings, throttle_keys(settings, username, address))
+
+
+def check_counters(session: Session, settings: Settings, keys: list[tuple[str, int]]) -> None:
+    """RateLimited if any of ``keys`` (each with its limit) is at its limit; read-only."""
     refuse_if_throttled(settings, keys, repo.throttle_counts(session, [key for key, _ in keys]))
 
 
@@ -116,8 +126,15 @@ def refuse_if_throttled(
 
 
 def record_failure(session: Session, settings: Settings, username: str, address: str) -> None:
+    count_failure(session, settings, [key for key, _ in throttle_keys(settings, username, address)])
+
+
+def count_failure(session: Session, settings: Settings, keys: list[str]) -> None:
+    """One more failure on each counter in ``keys``, locked in the order given: callers
+    give theirs in one fixed order (account or client first, then address), so two
+    failing calls, each in its own transaction, never wait on each other in a circle."""
     now = utcnow()
-    for key, _limit in throttle_keys(settings, username, address):
+    for key in keys:
         row = _throttle_row(session, settings, key, now)
         row.failures += 1
         session.add(row)

@@ -7,7 +7,7 @@ authenticates the agency's client exactly as the token endpoint does (RFC 7523
 ``private_key_jwt``: ``client_assertion_type`` and ``client_assertion``, a fresh ``jti``
 each time), reads included, so the assertion never travels in a URL. Failed client
 authentication gets the RFC 6749 ``invalid_client`` body (401) and is throttled per
-address. Other errors are ``{"error", "detail"}``.
+client and per address (429, ``rate_limited``). Other errors are ``{"error", "detail"}``.
 
 * ``POST /api/v1/agency/corrections/list``: ``status`` = open (default), accepted,
   declined or all. Metadata only.

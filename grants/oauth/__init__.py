@@ -1,7 +1,7 @@
 """The OAuth 2.0 authorization server, one module per specification we speak:
 
 * ``rfc7523``  private_key_jwt client authentication (and opt-in client_secret_basic)
-* ``client_auth``  who is calling: the address throttle, then rfc7523, for every endpoint
+* ``client_auth``  who is calling: the per-client and per-address throttle, then rfc7523
 * ``rfc9396``  authorization_details: what is asked for, in one common vocabulary
 * ``ciba``     OpenID CIBA Core 1.0, poll mode: the backchannel request and its grant type
 * ``rfc6749``  the token endpoint and the refresh_token grant (RFC 6749 section 6)

@@ -31,6 +31,7 @@ __all__ = [
     "OAuth2Error",
     "PollingError",
     "SlowDownError",
+    "TooManyFailuresError",
     "UnauthorizedClientError",
     "UnknownUserIdError",
     "UnsupportedGrantTypeError",
@@ -74,6 +75,27 @@ class PendingPoll(PollingError, AuthorizationPendingError):
 
 class TooFastPoll(PollingError, SlowDownError):
     """slow_down (CIBA 11), committing the longer interval."""
+
+
+class TooManyFailuresError(OAuth2Error):
+    """HTTP 429 (RFC 6585 section 4) with ``Retry-After``: this client_id, or this address,
+    failed client authentication too often in the current window (SECURITY.md: rate
+    limited per account and per address), so nothing is checked until it ends.
+
+    RFC 6749 section 5.2 has no code for this, and ``invalid_client`` would tell a client
+    whose credentials are good that they are bad. ``rate_limited`` is the code the rest of
+    Storykeep's API answers 429 with; section 8.5 allows a code of one's own for an
+    unregistered extension, and the body keeps section 5.2's shape."""
+
+    error = "rate_limited"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(description="too many failed client authentications; see Retry-After")
+        self.retry_after = retry_after
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
 
 
 def invalid_client(description: str) -> InvalidClientError:

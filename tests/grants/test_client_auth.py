@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import OctKey
+from sqlmodel import select
 
+from app.auth.models import SignInThrottle
 from app.container import Services
+from app.db import transaction
 from tests.conftest import run_sql
-from tests.grants.kit import ASSERTION_TYPE, AgencyClient, agency_client
+from tests.grants.kit import ASSERTION_TYPE, AgencyClient, agency_client, connection_code
 
 
 @pytest.fixture
@@ -135,8 +141,9 @@ class TestPrivateKeyJwt:
         nobody = "sk_" + "0" * 24
         status, body = introspect_with(agency, agency.assertion(iss=nobody, sub=nobody))
         assert status == 401 and body["error_description"] == "unknown client"
-        [(failures,)] = run_sql(services, "SELECT sum(failures) FROM sign_in_throttle")
-        assert failures == 2  # the address's two counters, one failure each
+        # Counted against the address only: a made-up client_id gets no counter, so
+        # guessing ids fills no table and locks no one out.
+        assert run_sql(services, "SELECT failures FROM sign_in_throttle") == [(1,)]
 
     def test_disabled_client_is_refused(self, agency: AgencyClient, services: Services) -> None:
         assert introspect_with(agency, agency.assertion())[0] == 200
@@ -202,11 +209,14 @@ class TestPrivateKeyJwt:
 def test_failed_client_authentication_is_throttled_per_address(
     agency: AgencyClient, services: Services
 ) -> None:
-    services.settings.login_max_failures_per_address = 3
+    services.settings.oauth_max_failures_per_address = 3
     for _ in range(3):
         assert introspect_with(agency, agency.assertion(aud="https://wrong.example"))[0] == 401
     blocked = agency.post("/oauth/introspect", {"token": "t"})
     assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+    # An RFC 6749 section 5.2 body, not cached, as every OAuth error is.
+    assert blocked.json()["error"] == "rate_limited" and "error_description" in blocked.json()
+    assert blocked.headers["cache-control"] == "no-store"
 
 
 def test_a_throttled_address_hears_429_before_anything_is_checked(
@@ -214,7 +224,7 @@ def test_a_throttled_address_hears_429_before_anything_is_checked(
 ) -> None:
     """Once throttled, even malformed credentials, or none, are answered 429 (and a good
     assertion is refused too, so guessing gains nothing)."""
-    services.settings.login_max_failures_per_address = 2
+    services.settings.oauth_max_failures_per_address = 2
     for _ in range(2):
         assert introspect_with(agency, "not.a.jwt")[0] == 401  # malformed: counted too
     assert introspect_with(agency, "not.a.jwt")[0] == 429
@@ -226,10 +236,132 @@ def test_a_throttled_address_hears_429_before_anything_is_checked(
 def test_agency_auth_failures_do_not_lock_out_young_people(
     agency: AgencyClient, client: TestClient, services: Services
 ) -> None:
-    services.settings.login_max_failures_per_address = 3
+    services.settings.oauth_max_failures_per_address = 3
     for _ in range(4):
         introspect_with(agency, agency.assertion(aud="https://wrong.example"))
     made = client.post("/api/v1/accounts", json={"username": "robin", "password": "x" * 12})
     assert made.status_code == 201
     signed = client.post("/api/v1/me/session", json={"username": "robin", "password": "x" * 12})
     assert signed.status_code == 200
+
+
+# -- per client: the client is the account (SECURITY.md, "People and sessions") ------------
+@pytest.fixture
+def from_address(app: Any) -> Iterator[Callable[[AgencyClient, str], AgencyClient]]:
+    """The same agency client, calling from another address. ``client_address()`` reads
+    the ASGI client address, which uvicorn sets from X-Forwarded-For when the proxy is
+    trusted (README: FORWARDED_ALLOW_IPS); the test client sets it directly."""
+    opened: list[TestClient] = []
+
+    def make(agency: AgencyClient, address: str) -> AgencyClient:
+        http = TestClient(app, base_url="https://testserver", client=(address, 50000))
+        opened.append(http)
+        return dataclasses.replace(agency, http=http)
+
+    yield make
+    for http in opened:
+        http.close()
+
+
+def failed_attempts(agency: AgencyClient, other: AgencyClient) -> list[str]:
+    """Client authentications for ``agency``'s client_id that must fail, each in a way
+    only someone who knows that client_id can make it fail."""
+    replayed = agency.assertion()
+    assert introspect_with(agency, replayed)[0] == 200
+    return [
+        other.assertion(iss=agency.client_id, sub=agency.client_id),  # not its signature
+        replayed,  # a jti used before
+        agency.assertion(aud="https://someone-else.example"),  # another audience
+        agency.assertion(exp=int(time.time()) - 5),  # expired
+    ]
+
+
+def age_throttle_windows(services: Services, by: timedelta) -> None:
+    """As if ``by`` had passed since every failure counter's window started."""
+    with transaction(services.engine) as session:
+        for row in session.exec(select(SignInThrottle)).all():
+            row.window_started_at -= by
+
+
+class TestPerClientThrottle:
+    def test_one_client_failing_from_many_addresses_is_throttled(
+        self, agency: AgencyClient, client: TestClient, services: Services,
+        from_address: Callable[[AgencyClient, str], AgencyClient],
+    ) -> None:  # fmt: skip
+        """Four failures, each from its own address (each far under the address limit),
+        throttle the client: from a fifth address, even its good assertion is refused."""
+        services.settings.oauth_max_failures_per_client = 4
+        other = agency_client(client, services, name="Example Health Board")
+        for i, assertion in enumerate(failed_attempts(agency, other)):
+            caller = from_address(agency, f"203.0.113.{i + 1}")
+            assert introspect_with(caller, assertion)[0] == 401
+        blocked = from_address(agency, "198.51.100.9").post("/oauth/introspect", {"token": "t"})
+        assert blocked.status_code == 429 and blocked.json()["error"] == "rate_limited"
+        window = services.settings.login_window_minutes * 60
+        assert 0 < int(blocked.headers["retry-after"]) <= window
+        # Every endpoint, since the throttle comes before anything else is checked.
+        refresh = {"grant_type": "refresh_token", "refresh_token": "skrt_x"}
+        assert agency.post("/oauth/token", refresh).status_code == 429
+        assert agency.post("/oauth/revoke", {"token": "t"}).status_code == 429
+
+    def test_another_client_from_the_same_addresses_is_unaffected(
+        self, agency: AgencyClient, client: TestClient, services: Services,
+        from_address: Callable[[AgencyClient, str], AgencyClient],
+    ) -> None:  # fmt: skip
+        services.settings.oauth_max_failures_per_client = 4
+        other = agency_client(client, services, name="Example Health Board")
+        for i, assertion in enumerate(failed_attempts(agency, other)):
+            assert introspect_with(from_address(agency, f"203.0.113.{i + 1}"), assertion)[0] == 401
+        assert introspect_with(agency, agency.assertion())[0] == 429
+        for i in range(4):
+            caller = from_address(other, f"203.0.113.{i + 1}")
+            assert introspect_with(caller, caller.assertion()) == (200, {"active": False})
+
+    def test_a_throttled_client_works_again_after_the_window(
+        self, agency: AgencyClient, client: TestClient, services: Services,
+        from_address: Callable[[AgencyClient, str], AgencyClient],
+    ) -> None:  # fmt: skip
+        services.settings.oauth_max_failures_per_client = 4
+        other = agency_client(client, services, name="Example Health Board")
+        for i, assertion in enumerate(failed_attempts(agency, other)):
+            assert introspect_with(from_address(agency, f"203.0.113.{i + 1}"), assertion)[0] == 401
+        assert introspect_with(agency, agency.assertion())[0] == 429
+        window = timedelta(minutes=services.settings.login_window_minutes)
+        age_throttle_windows(services, window - timedelta(seconds=5))
+        assert introspect_with(agency, agency.assertion())[0] == 429  # not yet
+        age_throttle_windows(services, timedelta(seconds=5))
+        assert introspect_with(agency, agency.assertion()) == (200, {"active": False})
+        # A new window: one more failure is counted from nought, not on top of the old four.
+        bad = other.assertion(iss=agency.client_id, sub=agency.client_id)
+        assert introspect_with(from_address(agency, "203.0.113.1"), bad)[0] == 401
+        assert introspect_with(agency, agency.assertion())[0] == 200
+
+    def test_successful_calls_are_not_counted(
+        self, agency: AgencyClient, services: Services
+    ) -> None:
+        """The hot path writes no counter: many good calls leave the table empty."""
+        services.settings.oauth_max_failures_per_client = 2
+        for _ in range(5):
+            assert introspect_with(agency, agency.assertion())[0] == 200
+        assert run_sql(services, "SELECT count(*) FROM sign_in_throttle") == [(0,)]
+
+    def test_guessed_auth_req_ids_and_refresh_tokens_do_not_count(
+        self, agency: AgencyClient, client: TestClient, services: Services, csrf: str
+    ) -> None:
+        """Only a client that has proven itself gets this far, and the values are 256
+        random bits: no number of guesses finds one, so they are not counted, and a
+        genuine client retrying stale values cannot lock itself out (client_auth.py)."""
+        services.settings.oauth_max_failures_per_client = 2
+        services.settings.oauth_max_failures_per_address = 2
+        other = agency_client(client, services, name="Example Health Board")
+        asked = other.ask(connection_code(client, csrf))
+        assert asked.status_code == 200, asked.text
+        someone_elses = asked.json()["auth_req_id"]
+        for _ in range(3):
+            for auth_req_id in (uuid.uuid4().hex, someone_elses):
+                polled = agency.poll(auth_req_id)
+                assert polled.status_code == 400 and polled.json()["error"] == "invalid_grant"
+            refreshed = agency.refresh("skrt_" + uuid.uuid4().hex)
+            assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
+        assert introspect_with(agency, agency.assertion()) == (200, {"active": False})
+        assert run_sql(services, "SELECT count(*) FROM sign_in_throttle") == [(0,)]
