@@ -24,6 +24,7 @@ from vault import audit, chain
 from vault.actors import Actor
 from vault.errors import StorykeepError
 from vault.keys import LocalKeyFileProvider
+from vault.schemas import parse_json
 
 cli = typer.Typer(help="Storykeep: run and look after the service.", no_args_is_help=True)
 db_cli = typer.Typer(help="The database.", no_args_is_help=True)
@@ -436,7 +437,7 @@ def _verify_export(services: Services, path: Path) -> None:
     got from the operator.)"""
     try:
         with zipfile.ZipFile(path) as zf:
-            doc = json.loads(zf.read("audit/audit.json"))
+            doc = parse_json(zf.read("audit/audit.json"))
             pem = zf.read("audit/public_key.pem")
         chain_name, events, head = doc["chain"], doc["events"], doc["head"]
     except (OSError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as exc:

@@ -66,7 +66,7 @@ def head_message(chain: str, seq: int, head_hash: str) -> bytes:
 class Problem:
     seq: int | None
     event_id: int | None
-    kind: str  # "edited" | "removed" | "reordered" | "missing" | "bad signature"
+    kind: str  # "edited" | "removed" | "reordered" | "missing" | "bad signature" | "malformed"
     detail: str
 
     def __str__(self) -> str:
@@ -96,6 +96,9 @@ def verify_chain(  # noqa: PLR0911 - one early return per kind of tampering read
     """
     if not events and head is None:
         return Problem(None, None, "missing", NO_CHAIN)
+    shape = _shape_problem(events, head) if isinstance(chain, str) else "the chain is not named"
+    if shape is not None:
+        return Problem(None, None, "malformed", shape)
     by_prev = {e["prev_hash"]: e for e in events}
     expected_prev = genesis_hash(chain)
     expected_seq = 1
@@ -120,6 +123,26 @@ def verify_chain(  # noqa: PLR0911 - one early return per kind of tampering read
         expected_prev = event["entry_hash"]
         expected_seq += 1
     return _verify_head(chain, head, expected_seq - 1, expected_prev, public_key_pem)
+
+
+def _shape_problem(events: Any, head: Any) -> str | None:
+    """What is wrong with the log's shape, if anything, so that a file edited by hand (or
+    not a Storykeep log at all) is reported, not a crash."""
+    typed = {"seq": int, "prev_hash": str, "entry_hash": str}
+    if not isinstance(events, list):
+        return "the entries are not a list"
+    for number, event in enumerate(events, 1):
+        if not isinstance(event, dict) or not all(
+            isinstance(event.get(name), kind) for name, kind in typed.items()
+        ):
+            return f"entry {number} is not an audit entry (seq, prev_hash, entry_hash)"
+    if head is not None and not (
+        isinstance(head, dict)
+        and isinstance(head.get("seq"), int)
+        and all(isinstance(head.get(name), str) for name in ("entry_hash", "signature"))
+    ):
+        return "the signed head is not a head (seq, entry_hash, signature)"
+    return None
 
 
 def _verify_head(  # noqa: PLR0911 - as verify_chain
@@ -161,9 +184,14 @@ def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print("usage: python verify.py audit.json public_key.pem", file=sys.stderr)
         return 2
-    doc = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
-    pem = Path(argv[2]).read_bytes()
-    problem = verify_chain(doc["chain"], doc["events"], doc["head"], pem)
+    try:
+        doc = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
+        pem = Path(argv[2]).read_bytes()
+        chain, events, head = doc["chain"], doc["events"], doc["head"]
+    except (OSError, ValueError, RecursionError, KeyError, TypeError) as exc:
+        print(f"Not a Storykeep audit log and key ({type(exc).__name__})", file=sys.stderr)
+        return 2
+    problem = verify_chain(chain, events, head, pem)
     if problem is not None:
         print(f"NOT INTACT: {problem}")
         return 1

@@ -279,6 +279,48 @@ class TestOfflineExport:
         result = verify(env, "--export", str(fake))
         assert result.returncode == 1 and "not a Storykeep export" in result.stderr
 
+    @pytest.mark.parametrize(
+        "damage",
+        ["events not a list", "an entry not an object", "seq as text", "head as a list",
+         "chain as a number", "nested too deeply"],
+    )  # fmt: skip
+    def test_a_malformed_log_is_reported_not_a_crash(
+        self, client: TestClient, csrf: str, tmp_path: Path, env: dict[str, str], damage: str
+    ) -> None:
+        """A log edited by hand: the CLI and the shipped verify.py both say what is wrong
+        and fail, without a traceback."""
+        client.post("/api/v1/me/entries", json={"title": "one"}, headers={"X-CSRF-Token": csrf})
+        with zipfile.ZipFile(io.BytesIO(client.get("/api/v1/me/export").content)) as zf:
+            files = {name: zf.read(name) for name in zf.namelist()}
+        doc = json.loads(files["audit/audit.json"])
+        if damage == "events not a list":
+            doc["events"] = {"1": doc["events"][0]}
+        elif damage == "an entry not an object":
+            doc["events"][1] = 7
+        elif damage == "seq as text":
+            doc["events"][0]["seq"] = "1"
+        elif damage == "head as a list":
+            doc["head"] = [doc["head"]]
+        elif damage == "chain as a number":
+            doc["chain"] = 7
+        text = json.dumps(doc) if damage != "nested too deeply" else "[" * 5000
+        files["audit/audit.json"] = text.encode()
+        damaged = tmp_path / "damaged.zip"
+        with zipfile.ZipFile(damaged, "w") as zf:
+            for name, data in files.items():
+                zf.writestr(name, data)
+        result = verify(env, "--export", str(damaged))
+        assert result.returncode == 1 and "OK" not in result.stdout
+        assert "Traceback" not in result.stderr
+        assert "malformed" in result.stderr or "not a Storykeep export" in result.stderr
+        zipfile.ZipFile(damaged).extractall(tmp_path / "damaged")
+        offline = subprocess.run(
+            [sys.executable, "-I", "verify.py", "audit.json", "public_key.pem"],
+            cwd=tmp_path / "damaged" / "audit", capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert offline.returncode in (1, 2) and "Traceback" not in offline.stderr
+        assert "Intact" not in offline.stdout
+
 
 class TestConcurrentAppends:
     def test_parallel_appends_form_one_chain(self, services: Services, env: dict[str, str]) -> None:
