@@ -12,6 +12,15 @@ names a grant made for them (``authorize_practitioner``). Both then go through
 anyone, bites on the very next call, whichever door. Records outside the grant are
 answered as if they did not exist.
 
+Refusals are authorization decisions too (SECURITY.md, "Audit"), so they are logged in the
+young person's audit log, and the entry stays though the call fails (``keeps_changes``):
+a token whose grant was revoked or ran out, this agency's handle for another young person
+(logged in that person's log), a record outside the grant, and an action the grant does
+not include. Not logged: a token nobody issued (there is no one to log it for), and an
+access token past its own ten minutes while its grant lives, which the agency's system
+routinely refreshes (logging it would tell a young person of a "refusal" that is not
+one). So the young person and their advocate can see that stopping sharing worked.
+
 Every read tells the young person too, if they chose to hear "straight away"
 (grants/notify/preferences.py): ``Notifier.looked`` queues one message per grant per
 hour at most, in the read's own transaction. To keep the busiest call lean, that check
@@ -36,11 +45,13 @@ from grants.oauth.errors import InvalidTokenError
 from grants.oauth.tokens import hash_token
 from grants.schemas import PractitionerGrantView
 from grants.service import practitioner_actor
+from vault import audit
 from vault import repository as vault_repo
 from vault import service as vault_service
 from vault.actors import Actor
 from vault.db_types import utcnow
-from vault.errors import InvalidInput, NotFound, PermissionDenied
+from vault.errors import InvalidInput, NotFound, PermissionDenied, StorykeepError
+from vault.keys import KeyProvider
 from vault.repository import VaultScope
 from vault.schemas import BODY_MAX, TITLE_MAX, EntryPublic, RecordCreate, RecordPublic
 from vault.vocabulary import RECORD_CATEGORIES
@@ -49,6 +60,7 @@ if TYPE_CHECKING:
     from grants.lifecycle import Notifier
 
 LAST_USED_GRANULARITY = timedelta(minutes=1)
+REFUSED = "access:refused"  # vault/service.py words it for the young person and advocate
 
 
 class InsufficientGrant(PermissionDenied):
@@ -123,18 +135,40 @@ class AgencyAccess:
     # The record asked for, read with the token check (``authorize(record_id=…)``) and not
     # yet held to the scope: get_record does that.
     fetched: vault_repo.FetchedRecord | None = None
+    # For 'last used', written once the call has done what it asked (``_used``).
+    last_used_at: datetime | None = None
+    now: datetime | None = None
 
     @property
     def can_write(self) -> bool:
         return "write" in self.grant.actions
 
 
+def _refused(
+    session: Session, keys: KeyProvider, error: StorykeepError, vault_id: uuid.UUID,
+    actor: Actor, record_id: uuid.UUID | None = None,
+) -> StorykeepError:  # fmt: skip
+    """Log a refusal in ``vault_id``'s audit log, and mark ``error`` so that entry is kept
+    when the call fails with it (app/group_commit.py and app/db.py honour
+    ``keeps_changes``). Callers refuse before writing anything else, so nothing else of
+    theirs is kept."""
+    audit.append(
+        session, keys, vault_id.hex, actor, REFUSED,
+        object_type="agency_record" if record_id else None,
+        object_id=record_id.hex if record_id else None,
+    )  # fmt: skip
+    error.keeps_changes = True  # type: ignore[attr-defined]
+    return error
+
+
 def authorize(
-    session: Session, config: GrantsConfig, authorization: str | None, handle: str,
-    notifier: Notifier | None = None, record_id: uuid.UUID | None = None,
+    session: Session, config: GrantsConfig, keys: KeyProvider, authorization: str | None,
+    handle: str, notifier: Notifier | None = None, record_id: uuid.UUID | None = None,
 ) -> AgencyAccess:  # fmt: skip
     """Check the bearer token and its grant for this handle. ``record_id``: the call reads
-    that record, so fetch it in the same statement (get_record then applies the scope)."""
+    that record, so fetch it in the same statement (get_record then applies the scope).
+    Refusals that are decisions about a young person are logged (see the module's
+    docstring)."""
     if not authorization or not authorization.startswith("Bearer ") or len(authorization) > 300:
         raise InvalidTokenError(description="a Bearer access token is required")
     token_hash = hash_token(config, authorization[7:].strip())
@@ -153,16 +187,23 @@ def authorize(
     token_active = (
         row.token_revoked_at is None and row.token_rotated_at is None and now < row.token_expires_at
     )
-    if (
-        row.kind != "access"
-        or not token_active
-        or not grant.is_active(now)
-        or row.token_client_id != grant.client_id
-    ):
-        raise InvalidTokenError(description="the access token is no longer active")
+    ended = InvalidTokenError(description="the access token is no longer active")
+    if row.kind != "access" or row.token_client_id != grant.client_id:
+        raise ended
+    if not grant.is_active(now):  # the young person stopped sharing, or its time ran out
+        actor = practitioner_actor(grant.practitioner, row.agency_name, grant.purpose, grant.id.hex)
+        raise _refused(session, keys, ended, grant.vault_id, actor, record_id)
+    if not token_active:
+        raise ended
     if row.handle_vault_id != grant.vault_id:  # another agency's handle, or another person
-        raise NotFound("No such vault.")
-    access = grant_access(session, grant, row.agency_name, row.last_used_at, now, notifier)
+        missing = NotFound("No such vault.")
+        if row.handle_vault_id is None:
+            raise missing
+        # This agency's handle for another young person: a refusal about them, in their
+        # log. No grant of theirs is involved, so none is named (not this one, either).
+        actor = practitioner_actor(grant.practitioner, row.agency_name, grant.purpose, None)
+        raise _refused(session, keys, missing, row.handle_vault_id, actor, record_id)
+    access = grant_access(grant, row.agency_name, row.last_used_at, now, notifier)
     if record_id is None:
         return access
     return replace(access, fetched=vault_repo.record_from(row, record_id))
@@ -188,7 +229,7 @@ def _practitioner_door(
     ):
         raise NotFound("We could not find that sharing.")
     access = grant_access(
-        session, GrantView.of(grant), reader.agency_name, grant.last_used_at, notifier=notifier
+        GrantView.of(grant), reader.agency_name, grant.last_used_at, notifier=notifier
     )
     return grant, access
 
@@ -206,16 +247,13 @@ def _hour(at: datetime) -> datetime:
 
 
 def grant_access(
-    session: Session, grant: GrantView, agency_name: str, last_used_at: datetime | None,
+    grant: GrantView, agency_name: str, last_used_at: datetime | None,
     now: datetime | None = None, notifier: Notifier | None = None,
 ) -> AgencyAccess:  # fmt: skip
     """Shared by both doors: the grant must be active now; then its scope and actor."""
     now = now or utcnow()
     if not grant.is_active(now):
         raise GrantEnded()
-    # 'Last used', to the minute: one write a minute per grant, not one per read.
-    if last_used_at is None or now - last_used_at > LAST_USED_GRANULARITY:
-        repo.touch_grant(session, grant.id, now)
     categories = frozenset(grant.categories)
     scope = VaultScope(
         vault_id=grant.vault_id,
@@ -229,7 +267,26 @@ def grant_access(
     actor = practitioner_actor(grant.practitioner, agency_name, grant.purpose, grant.id.hex)
     first_this_hour = last_used_at is None or _hour(last_used_at) != _hour(now)
     return AgencyAccess(
-        grant=grant, actor=actor, scope=scope, notifier=notifier if first_this_hour else None
+        grant=grant, actor=actor, scope=scope, notifier=notifier if first_this_hour else None,
+        last_used_at=last_used_at, now=now,
+    )  # fmt: skip
+
+
+def _used(session: Session, access: AgencyAccess) -> None:
+    """'Last used', to the minute (one write a minute per grant, not one per read), and
+    only once the call has done what it asked: a refused call is not a use."""
+    now = access.now or utcnow()
+    if access.last_used_at is None or now - access.last_used_at > LAST_USED_GRANULARITY:
+        repo.touch_grant(session, access.grant.id, now)
+
+
+def _refuse(
+    session: Session, services: vault_service.VaultServices, access: AgencyAccess,
+    error: StorykeepError, record_id: uuid.UUID | None = None,
+) -> StorykeepError:  # fmt: skip
+    """A call beyond the grant: logged in the young person's log, under the grant."""
+    return _refused(
+        session, services.keyring.provider, error, access.grant.vault_id, access.actor, record_id
     )
 
 
@@ -251,9 +308,10 @@ def list_records(
     if category is not None and category not in RECORD_CATEGORIES:
         raise InvalidInput(f"Unknown category {category!r}.")
     if "read" not in access.grant.actions:
-        raise InsufficientGrant()
+        raise _refuse(session, services, access, InsufficientGrant())
     records = vault_service.list_records(session, services, access.actor, access.scope, category)
     _tell_owner(session, access, {r.category for r in records})
+    _used(session, access)
     return records
 
 
@@ -262,11 +320,15 @@ def get_record(
     record_id: uuid.UUID,
 ) -> RecordPublic:  # fmt: skip
     if "read" not in access.grant.actions:
-        raise InsufficientGrant()
-    record = vault_service.get_record(
-        session, services, access.actor, access.scope, record_id, access.fetched
-    )
+        raise _refuse(session, services, access, InsufficientGrant(), record_id)
+    try:
+        record = vault_service.get_record(
+            session, services, access.actor, access.scope, record_id, access.fetched
+        )
+    except NotFound as outside:  # outside the grant (or nowhere): answered as not there
+        raise _refuse(session, services, access, outside, record_id) from None
     _tell_owner(session, access, {record.category})
+    _used(session, access)
     return record
 
 
@@ -274,9 +336,11 @@ def list_story(
     session: Session, services: vault_service.VaultServices, access: AgencyAccess
 ) -> list[EntryPublic]:
     if not access.scope.story or "read" not in access.grant.actions:
-        raise InsufficientGrant("The grant does not include the young person's shared story.")
+        error = InsufficientGrant("The grant does not include the young person's shared story.")
+        raise _refuse(session, services, access, error)
     entries = vault_service.list_entries(session, services, access.actor, access.scope)
     _tell_owner(session, access, {"my_story"} if entries else set())
+    _used(session, access)
     return entries
 
 
@@ -287,9 +351,12 @@ def write_record(
     """An agency adds a record. Provenance (agency, practitioner, time) comes from the
     grant, never from the request body."""
     if not access.can_write:
-        raise InsufficientGrant("The grant does not allow adding records.")
+        raise _refuse(
+            session, services, access, InsufficientGrant("The grant does not allow adding records.")
+        )
     if access.scope.categories is None or data.category not in access.scope.categories:
-        raise InsufficientGrant(f"The grant does not cover {data.category!r} records.")
+        error = InsufficientGrant(f"The grant does not cover {data.category!r} records.")
+        raise _refuse(session, services, access, error)
     practitioner = access.grant.practitioner
     data = data.model_copy(
         update={
@@ -299,6 +366,7 @@ def write_record(
         }
     )
     record = vault_service.add_record(session, services, access.actor, access.grant.vault_id, data)
+    _used(session, access)
     return vault_service.record_public(record, data)
 
 

@@ -574,6 +574,9 @@ ACTION_WORDS = {
     "request:declined": "said no to a request",
     "grant:created": "said yes to a request",
     "grant:revoked": "stopped sharing",
+    # grants/access.py: a call the young person had not agreed to (sharing stopped, or
+    # beyond what was shared), refused.
+    "access:refused": "tried to look without the young person's OK, and Storykeep said no",
     # Emergency (child protection) access: grants/emergency.py.
     "emergency:opened": "used emergency access and did not ask first",
     "emergency:notice_deferred": "chose to wait a while to tell the young person",
@@ -753,6 +756,10 @@ OWNER_WORDS: dict[str, tuple[str, str]] = {
     "request:declined": ("said no to a request", "said no to a request"),
     "grant:created": ("said yes to a request", "said yes to a request"),
     "grant:revoked": ("stopped sharing", "stopped sharing"),
+    "access:refused": (
+        "tried to open your {t} without your OK, but Storykeep said no",
+        "tried to look at your things without your OK, but Storykeep said no",
+    ),
     # Emergency access (grants/emergency.py): plain words, never "you said yes". Each
     # line ends "— in an emergency, to keep you safe" (the grant's purpose words).
     "emergency:opened": (

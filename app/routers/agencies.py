@@ -41,7 +41,9 @@ async def _answer(
     notifier = notifier_for(services) if notify else None
 
     def job(db: Session) -> bytes:
-        grant = access.authorize(db, services.grants, authorization, handle, notifier, record_id)
+        grant = access.authorize(
+            db, services.grants, services.keys, authorization, handle, notifier, record_id
+        )
         return work(db, services, grant)
 
     body = await services.committer.run(job, key=handle)
