@@ -135,7 +135,7 @@ class AgencyAccess:
     # The record asked for, read with the token check (``authorize(record_id=…)``) and not
     # yet held to the scope: get_record does that.
     fetched: vault_repo.FetchedRecord | None = None
-    # For 'last used', written once the call has done what it asked (``_used``).
+    # For 'last used', written once the call has done what it asked (``used``).
     last_used_at: datetime | None = None
     now: datetime | None = None
 
@@ -272,9 +272,10 @@ def grant_access(
     )  # fmt: skip
 
 
-def _used(session: Session, access: AgencyAccess) -> None:
-    """'Last used', to the minute (one write a minute per grant, not one per read), and
-    only once the call has done what it asked: a refused call is not a use."""
+def used(session: Session, access: AgencyAccess) -> None:
+    """'Last used', to the minute (one write a minute per grant, not one per read). Each
+    door calls it once per call, after the call has done what it asked: a refused call
+    is not a use, and a page that reads records and the story is one use."""
     now = access.now or utcnow()
     if access.last_used_at is None or now - access.last_used_at > LAST_USED_GRANULARITY:
         repo.touch_grant(session, access.grant.id, now)
@@ -311,7 +312,6 @@ def list_records(
         raise _refuse(session, services, access, InsufficientGrant())
     records = vault_service.list_records(session, services, access.actor, access.scope, category)
     _tell_owner(session, access, {r.category for r in records})
-    _used(session, access)
     return records
 
 
@@ -328,7 +328,6 @@ def get_record(
     except NotFound as outside:  # outside the grant (or nowhere): answered as not there
         raise _refuse(session, services, access, outside, record_id) from None
     _tell_owner(session, access, {record.category})
-    _used(session, access)
     return record
 
 
@@ -340,7 +339,6 @@ def list_story(
         raise _refuse(session, services, access, error)
     entries = vault_service.list_entries(session, services, access.actor, access.scope)
     _tell_owner(session, access, {"my_story"} if entries else set())
-    _used(session, access)
     return entries
 
 
@@ -366,7 +364,6 @@ def write_record(
         }
     )
     record = vault_service.add_record(session, services, access.actor, access.grant.vault_id, data)
-    _used(session, access)
     return vault_service.record_public(record, data)
 
 
@@ -398,6 +395,7 @@ def practitioner_grant_page(
         else []
     )
     story = list_story(session, services, access) if view.can_read and view.story else []
+    used(session, access)
     return PractitionerGrantPage(grant=view, records=records, story=story)
 
 
@@ -407,6 +405,7 @@ def practitioner_record_page(
 ) -> PractitionerRecordPage:  # fmt: skip
     grant, access = _practitioner_door(session, reader, grant_id, notifier)
     record = get_record(session, services, access, record_id)
+    used(session, access)
     return PractitionerRecordPage(
         grant=grants_service.practitioner_grant_view(session, grant), record=record
     )
@@ -417,4 +416,6 @@ def practitioner_write_record(
     grant_id: uuid.UUID, body: AgencyRecordWrite,
 ) -> RecordPublic:  # fmt: skip
     access = authorize_practitioner(session, reader, grant_id)
-    return write_record(session, services, access, body.to_create())
+    record = write_record(session, services, access, body.to_create())
+    used(session, access)
+    return record

@@ -44,7 +44,9 @@ async def _answer(
         grant = access.authorize(
             db, services.grants, services.keys, authorization, handle, notifier, record_id
         )
-        return work(db, services, grant)
+        body = work(db, services, grant)
+        access.used(db, grant)  # once the work is done: a refused call is not a use
+        return body
 
     body = await services.committer.run(job, key=handle)
     return Response(body, status_code=status_code, media_type="application/json")

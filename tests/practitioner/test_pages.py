@@ -140,6 +140,11 @@ class TestTheWholeJourney:
         events = client.get("/api/v1/me/audit").json()["events"]
         reads = [e for e in events if e["action"] == "record:read"]
         assert reads and all(e["grant_id"] == grant_id.replace("-", "") for e in reads)
+        # The health record outside the grant: refused, and the refusal logged and kept
+        # though the page failed (app/db.py honours keeps_changes).
+        [refused] = [e for e in events if e["action"] == "access:refused"]
+        assert refused["object_id"] == young["records"]["health"].hex
+        assert refused["grant_id"] == grant_id.replace("-", "")
         assert reads[0]["actor_label"] == "Jo Bloggs" and reads[0]["object_id"] == record_id.hex
         assert reads[0]["purpose"] == "education_support"
         assert any(e["action"] == "entry:read" for e in events)
