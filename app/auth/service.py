@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -86,6 +87,26 @@ def throttle_key(settings: Settings, purpose: str, name: str) -> str:
     return _keyed_hash(settings, purpose, name)
 
 
+def address_bucket(address: str) -> str:
+    """The network that failures from ``address`` count against.
+
+    IPv4: the address itself. IPv6: its /64. A /64 is the smallest block a network is
+    given (RFC 6177), and a host may take any number of addresses in it (RFC 7934), so
+    counting single IPv6 addresses would let one machine try again from a fresh address
+    every time. An IPv4-mapped IPv6 address counts as its IPv4 address, so one client
+    cannot be two. What is not an address ("unknown", a test client's name) stays as it
+    is."""
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])  # drop an IPv6 zone id
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def throttle_keys(settings: Settings, username: str, address: str) -> list[tuple[str, int]]:
     """The two counters a sign-in is held to, each with its limit: one for the account,
     one for the address. (An OAuth client call has its own: grants/oauth/client_auth.)"""
@@ -95,7 +116,7 @@ def throttle_keys(settings: Settings, username: str, address: str) -> list[tuple
             settings.login_max_failures_per_account,
         ),
         (
-            throttle_key(settings, "throttle-address", address),
+            throttle_key(settings, "throttle-address", address_bucket(address)),
             settings.login_max_failures_per_address,
         ),
     ]

@@ -53,8 +53,10 @@ from vault.errors import RateLimited
 
 
 def address_counter(settings: Settings, address: str) -> tuple[str, int]:
-    """The failure counter of agency systems calling from ``address``, and its limit."""
-    key = people.throttle_key(settings, "throttle-address", f"oauth-client:{address}")
+    """The failure counter of agency systems calling from ``address`` (its /64 for IPv6,
+    ``people.address_bucket``), and its limit."""
+    bucket = people.address_bucket(address)
+    key = people.throttle_key(settings, "throttle-address", f"oauth-client:{bucket}")
     return key, settings.oauth_max_failures_per_address
 
 

@@ -9,6 +9,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -136,6 +137,28 @@ class TestSignUpAndIn:
             ).status_code
             == 429
         )
+
+    def test_sign_in_failures_from_one_ipv6_network_count_together(
+        self, app: Any, services: Services
+    ) -> None:
+        """A host may use any address in its /64 (RFC 7934), so a fresh IPv6 address for
+        every guess must not reset the count; another /64 has its own."""
+        services.settings.login_max_failures_per_address = 4
+
+        def sign_in_from(address: str, name: str) -> int:
+            with TestClient(app, base_url="https://testserver", client=(address, 5000)) as http:
+                body = {"username": name, "password": "x" * 9}
+                return http.post("/api/v1/me/session", json=body).status_code
+
+        for n, name in enumerate(("one", "two", "three", "four"), start=1):
+            assert sign_in_from(f"2001:db8:1:2::{n}", name) == 401
+        assert sign_in_from("2001:db8:1:2:ffff:ffff:ffff:ffff", "five") == 429
+        assert sign_in_from("2001:db8:1:3::1", "five") == 401  # the next /64 along
+        # One IPv4 client is one counter, written either way.
+        for n in range(4):
+            assert sign_in_from("::ffff:203.0.113.7" if n % 2 else "203.0.113.7", "six") == 401
+        assert sign_in_from("203.0.113.7", "seven") == 429
+        assert sign_in_from("203.0.113.8", "seven") == 401
 
     def test_sign_out_ends_the_session(self, client: TestClient, csrf: str) -> None:
         assert (

@@ -219,6 +219,22 @@ def test_failed_client_authentication_is_throttled_per_address(
     assert blocked.headers["cache-control"] == "no-store"
 
 
+def test_failures_from_one_ipv6_network_count_together(
+    agency: AgencyClient, services: Services,
+    from_address: Callable[[AgencyClient, str], AgencyClient],
+) -> None:  # fmt: skip
+    """Failed client authentications from fresh addresses in one /64 (a host may use any
+    of them, RFC 7934) share one counter; the next /64 has its own."""
+    services.settings.oauth_max_failures_per_address = 3
+    for n in range(1, 4):
+        caller = from_address(agency, f"2001:db8:7::{n:x}")
+        assert introspect_with(caller, caller.assertion(aud="https://wrong.example"))[0] == 401
+    same_network = from_address(agency, "2001:db8:7:0:abcd::1")
+    assert introspect_with(same_network, same_network.assertion())[0] == 429
+    next_network = from_address(agency, "2001:db8:7:1::1")
+    assert introspect_with(next_network, next_network.assertion()) == (200, {"active": False})
+
+
 def test_a_throttled_address_hears_429_before_anything_is_checked(
     agency: AgencyClient, client: TestClient, services: Services
 ) -> None:
