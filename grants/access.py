@@ -14,7 +14,7 @@ answered as if they did not exist.
 
 Refusals are authorization decisions too (SECURITY.md, "Audit"), so they are logged in the
 young person's audit log, and the entry stays though the call fails (``keeps_changes``):
-a token whose grant was revoked or ran out, this agency's handle for another young person
+a token whose grant was revoked or ran out (or, on the pages, opening such a grant), this agency's handle for another young person
 (logged in that person's log), a record outside the grant, and an action the grant does
 not include. Not logged: a token nobody issued (there is no one to log it for), and an
 access token past its own ten minutes while its grant lives, which the agency's system
@@ -219,8 +219,9 @@ class PageReader:
 
 
 def _practitioner_door(
-    session: Session, reader: PageReader, grant_id: uuid.UUID, notifier: Notifier | None = None
-) -> tuple[Grant, AgencyAccess]:
+    session: Session, services: vault_service.VaultServices, reader: PageReader,
+    grant_id: uuid.UUID, notifier: Notifier | None = None, record_id: uuid.UUID | None = None,
+) -> tuple[Grant, AgencyAccess]:  # fmt: skip
     grant = repo.get_grant(session, grant_id)
     if (
         grant is None
@@ -228,18 +229,25 @@ def _practitioner_door(
         or grant.agency_id != reader.agency_id
     ):
         raise NotFound("We could not find that sharing.")
-    access = grant_access(
-        GrantView.of(grant), reader.agency_name, grant.last_used_at, notifier=notifier
-    )
+    view = GrantView.of(grant)
+    try:
+        access = grant_access(view, reader.agency_name, grant.last_used_at, notifier=notifier)
+    except GrantEnded as ended:
+        # The decision the bearer door logs for a token of a revoked or run-out grant, so
+        # the young person sees that stopping worked on the pages too.
+        actor = practitioner_actor(view.practitioner, reader.agency_name, view.purpose, view.id.hex)
+        keys = services.keyring.provider
+        raise _refused(session, keys, ended, view.vault_id, actor, record_id) from None
     return grant, access
 
 
 def authorize_practitioner(
-    session: Session, reader: PageReader, grant_id: uuid.UUID
-) -> AgencyAccess:
+    session: Session, services: vault_service.VaultServices, reader: PageReader,
+    grant_id: uuid.UUID,
+) -> AgencyAccess:  # fmt: skip
     """The practitioner pages' door: only a grant made for this practitioner, at their
     agency. Anyone else's grant is answered as if it did not exist."""
-    return _practitioner_door(session, reader, grant_id)[1]
+    return _practitioner_door(session, services, reader, grant_id)[1]
 
 
 def _hour(at: datetime) -> datetime:
@@ -387,7 +395,7 @@ def practitioner_grant_page(
 ) -> PractitionerGrantPage:  # fmt: skip
     """What a grant lets this practitioner see now. Every record and entry shown is a
     logged read in the young person's audit log, as through the resource API."""
-    grant, access = _practitioner_door(session, reader, grant_id, notifier)
+    grant, access = _practitioner_door(session, services, reader, grant_id, notifier)
     view = grants_service.practitioner_grant_view(session, grant)
     records = (
         list_records(session, services, access, None)
@@ -403,7 +411,7 @@ def practitioner_record_page(
     session: Session, services: vault_service.VaultServices, reader: PageReader,
     grant_id: uuid.UUID, record_id: uuid.UUID, notifier: Notifier | None = None,
 ) -> PractitionerRecordPage:  # fmt: skip
-    grant, access = _practitioner_door(session, reader, grant_id, notifier)
+    grant, access = _practitioner_door(session, services, reader, grant_id, notifier, record_id)
     record = get_record(session, services, access, record_id)
     used(session, access)
     return PractitionerRecordPage(
@@ -415,7 +423,7 @@ def practitioner_write_record(
     session: Session, services: vault_service.VaultServices, reader: PageReader,
     grant_id: uuid.UUID, body: AgencyRecordWrite,
 ) -> RecordPublic:  # fmt: skip
-    access = authorize_practitioner(session, reader, grant_id)
+    access = authorize_practitioner(session, services, reader, grant_id)
     record = write_record(session, services, access, body.to_create())
     used(session, access)
     return record

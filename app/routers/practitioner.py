@@ -405,8 +405,7 @@ def add_record(
     data = AgencyRecordWrite(category=category, title=title, body=body)
     try:
         record = access.practitioner_write_record(db, services.vault, _reader(user), grant_id, data)
-    except GrantEnded:
-        db.rollback()
+    except GrantEnded:  # refused before anything was written; the refusal's entry stays
         return _stopped(request, user)
     return RedirectResponse(
         f"{HOME}/grants/{grant_id}/records/{record.id}?added=1", status_code=303

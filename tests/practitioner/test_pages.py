@@ -161,8 +161,14 @@ class TestTheWholeJourney:
             assert "This sharing has stopped" in refused.text
             assert "Report" not in refused.text and "Doing well" not in refused.text
         assert "(ended)" in worker.get("/practitioner").text
-        after = client.get("/api/v1/me/audit").json()["events"]
-        assert after[0]["action"] == "grant:revoked"  # no read was logged after it
+        after = client.get("/api/v1/me/audit").json()["events"]  # newest first
+        late = after[: [e["action"] for e in after].index("grant:revoked")]
+        # No read after the revocation: each page opened was refused, and that is logged
+        # under the grant (as the bearer door logs a revoked grant's token).
+        assert [e["action"] for e in late] == ["access:refused", "access:refused"]
+        assert [e["object_id"] for e in late] == [record_id.hex, None]
+        assert {e["grant_id"] for e in late} == {grant_id.replace("-", "")}
+        assert {e["actor_label"] for e in late} == {"Jo Bloggs"}
 
     def test_expired_grant_stops_too(
         self,
@@ -379,6 +385,9 @@ class TestWriting:
         )
         assert late.status_code == 403 and "This sharing has stopped" in late.text
         assert run_sql(services, "SELECT count(*) FROM agency_record")[0][0] == before
+        newest = client.get("/api/v1/me/audit").json()["events"][0]
+        assert newest["action"] == "access:refused"
+        assert newest["grant_id"] == grant_id.replace("-", "")
 
 
 class TestTheRequestForm:
