@@ -14,12 +14,13 @@ answered as if they did not exist.
 
 Refusals are authorization decisions too (SECURITY.md, "Audit"), so they are logged in the
 young person's audit log, and the entry stays though the call fails (``keeps_changes``):
-a token whose grant was revoked or ran out (or, on the pages, opening such a grant), this agency's handle for another young person
-(logged in that person's log), a record outside the grant, and an action the grant does
-not include. Not logged: a token nobody issued (there is no one to log it for), and an
-access token past its own ten minutes while its grant lives, which the agency's system
-routinely refreshes (logging it would tell a young person of a "refusal" that is not
-one). So the young person and their advocate can see that stopping sharing worked.
+a token whose grant was revoked or ran out (or, on the pages, opening such a grant), this
+agency's handle for another young person (logged in that person's log), a record outside
+the grant, and an action the grant does not include. Not logged: a token nobody issued
+(there is no one to log it for), and an access token past its own ten minutes while its
+grant lives, which the agency's system routinely refreshes (logging it would tell a young
+person of a "refusal" that is not one). So the young person and their advocate can see
+that stopping sharing worked.
 
 Every read tells the young person too, if they chose to hear "straight away"
 (grants/notify/preferences.py): ``Notifier.looked`` queues one message per grant per
