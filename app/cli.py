@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from app import cli_emergency, cli_jobs
 from app.container import Services, build_services
-from app.db import transaction, unit_of_work
+from app.db import read_snapshot, transaction, unit_of_work
 from app.settings import Settings
 from vault import audit, chain
 from vault.actors import Actor
@@ -417,7 +417,9 @@ def audit_verify(
         return
     bad = 0
     total = 0
-    for session in unit_of_work(services.engine):
+    # One snapshot: appends the app makes meanwhile are neither seen half-way (as a
+    # broken chain) nor held up.
+    with read_snapshot(services.engine) as session:
         for report in audit.verify_all(session, services.keys):
             total += 1
             if report.problem is not None:

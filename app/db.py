@@ -22,6 +22,8 @@ from sqlmodel import Session
 
 # SQLite's own default is 1,000 pages (4 MB); see WalCheckpointer.
 AUTOCHECKPOINT_PAGES = 16_384
+# The execution option that marks a read_snapshot's connection.
+_SNAPSHOT = "storykeep_read_snapshot"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -76,8 +78,10 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # SQLAlchemy's recipe for pysqlite (take the write lock at BEGIN, so a reader
         # never has to upgrade and deadlock), run on the driver itself: every hot batch
-        # begins here, and the full execution path costs more than the statement.
-        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
+        # begins here, and the full execution path costs more than the statement. A
+        # read_snapshot never writes, so it takes no lock (and blocks no writer).
+        dbapi = conn.connection.dbapi_connection
+        dbapi.execute("BEGIN" if conn.get_execution_options().get(_SNAPSHOT) else "BEGIN IMMEDIATE")
 
 
 class WalCheckpointer:
@@ -127,6 +131,34 @@ class WalCheckpointer:
 def transaction(engine: Engine) -> Iterator[Session]:
     """``unit_of_work`` as a ``with`` block, for work outside a request's own session."""
     yield from unit_of_work(engine)
+
+
+@contextmanager
+def read_snapshot(engine: Engine) -> Iterator[Session]:
+    """A read-only session that sees the database as it was at its first read, however
+    long it runs, and holds up no writer. For a check whose reads must agree with each
+    other while the app goes on writing, like ``storykeep audit verify`` reading a
+    chain's entries and then its head: in one statement each, under READ COMMITTED, an
+    append committed between the two looks like a broken chain.
+
+    PostgreSQL: ``REPEATABLE READ`` and ``READ ONLY``, a snapshot taken at the first
+    statement (https://www.postgresql.org/docs/current/transaction-iso.html). SQLite: a
+    deferred ``BEGIN``, since in WAL mode a reader keeps the snapshot of its first read
+    until it ends and never blocks a writer (https://sqlite.org/isolation.html), where
+    the ``BEGIN IMMEDIATE`` of every other transaction here would stop all writes for as
+    long as the check runs. Nothing is committed: the session only reads."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.execution_options(**{_SNAPSHOT: True})
+        else:
+            connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        with Session(bind=connection) as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
 
 
 def unit_of_work(engine: Engine) -> Iterator[Session]:

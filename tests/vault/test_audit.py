@@ -17,12 +17,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlmodel import Session
+from typer.testing import CliRunner
 
+from app import cli as cli_module
 from app.container import Services
 from app.db import unit_of_work
 from tests.conftest import run_sql
 from vault import audit
 from vault import chain as chainlib
+from vault import repository as vault_repo
 from vault.actors import Actor
 
 
@@ -353,6 +356,42 @@ class TestConcurrentAppends:
         )
         assert seqs == list(range(1, 41))
         assert verify(env).returncode == 0
+
+
+class TestVerifyWhileTheAppAppends:
+    def test_verify_sees_one_moment_and_holds_up_no_writer(
+        self, services: Services, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`storykeep audit verify` (run in-process, so the moment can be chosen) reads a
+        chain's entries, then its head. Another transaction appends to that chain and
+        commits right between the two reads. Verify must still pass: it sees the log as
+        it was when it started. Read committed, the new head would not match the entries
+        read (PostgreSQL); BEGIN IMMEDIATE would make the append wait for the whole
+        check (SQLite), and here fail once the busy timeout ran out."""
+        for i in range(3):
+            for session in unit_of_work(services.engine):
+                audit.append(session, services.keys, "busy-chain", Actor.operator(), "t:x",
+                             object_id=str(i))  # fmt: skip
+        real_head = vault_repo.get_audit_head
+        appended: list[int] = []
+
+        def append_then_read_head(session: Session, chain: str) -> object:
+            if chain == "busy-chain" and not appended:
+                for other in unit_of_work(services.engine):
+                    appended.append(
+                        audit.append(other, services.keys, chain, Actor.operator(), "t:x")
+                    )
+            return real_head(session, chain)
+
+        monkeypatch.setattr(vault_repo, "get_audit_head", append_then_read_head)
+        # The test's own services (engine, keys): the command's would outlive it unclosed.
+        monkeypatch.setattr(cli_module, "_services", lambda: services)
+        result = CliRunner().invoke(cli_module.cli, ["audit", "verify"])
+        assert appended == [4]  # the append landed while verify was reading
+        assert result.exit_code == 0, result.output
+        assert "OK: 1 chains intact" in result.output
+        monkeypatch.undo()
+        assert verify(env).returncode == 0  # and with the new entry, afterwards
 
 
 class TestKnownHeads:
