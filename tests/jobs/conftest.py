@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
+from email.header import decode_header, make_header
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +21,23 @@ from aiosmtpd.controller import Controller
 
 from app.settings import Settings
 from tests.notify.test_outbox import FlakySmtp, _free_port
+
+
+def readable(message: Message) -> str:
+    """A mail as its reader sees it: its headers, and its body decoded from the transfer
+    encoding. Quoted-printable folds long lines with a trailing "=" and escapes some
+    characters, so a search of the raw mail can miss words that are there (a wrapped
+    line fell inside "Example" on one date), and a check that something is *not* there
+    could pass while it is."""
+    headers = [f"{name}: {make_header(decode_header(value))}" for name, value in message.items()]
+    bodies = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        raw = part.get_payload(decode=True)
+        assert isinstance(raw, bytes)
+        bodies.append(raw.decode(part.get_content_charset() or "utf-8"))
+    return "\n".join(headers) + "\n\n" + "\n".join(bodies)
 
 
 @dataclass
