@@ -10,7 +10,8 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import datetime, tzinfo
+from typing import Any
 
 from sqlmodel import Session
 
@@ -807,10 +808,14 @@ def describe_for_owner(
     title: str | None,
     tz: tzinfo,
     purpose_words: Callable[[str], str] | None = None,
+    times: int = 1,
+    first_at: datetime | None = None,
 ) -> str:
     """One plain sentence, e.g. "Jo Bloggs (Example High School) read your 'School
     report, June' at 10:14 — to plan support at school." ``title`` is decrypted content,
-    so only the vault's owner may be given it (``audit_view`` checks)."""
+    so only the vault's owner may be given it (``audit_view`` checks). For the same thing
+    done ``times`` times in a row, ``event`` is the last and ``first_at`` the first time:
+    "… read your 'School report, June' 12 times, from 10:02 to 10:14 — …"."""
     words = OWNER_WORDS.get(event.action)
     if words is None:
         what = event.action.replace(":", " ").replace("_", " ")
@@ -819,7 +824,15 @@ def describe_for_owner(
     else:
         what = words[1]
     who = trail_who(event.actor_type, event.actor_label, event.agency)
-    text = f"{who} {what} at {event.occurred_at.astimezone(tz).strftime('%H:%M')}"
+    last = event.occurred_at.astimezone(tz).strftime("%H:%M")
+    first = first_at.astimezone(tz).strftime("%H:%M") if first_at else last
+    if times == 1:
+        when = f"at {last}"
+    elif first == last:
+        when = f"{times} times at {last}"
+    else:
+        when = f"{times} times, from {first} to {last}"
+    text = f"{who} {what} {when}"
     if event.purpose:
         why = purpose_words(event.purpose) if purpose_words else event.purpose.replace("_", " ")
         text += f" — {why}"
@@ -866,6 +879,27 @@ def _titles(
     return out
 
 
+def _runs(events: Sequence[AuditEvent], tz: tzinfo) -> list[list[AuditEvent]]:
+    """Entries next to each other that record the same thing (one person, one action, on
+    one item, under one grant and purpose, on one day), as one line each. An agency's
+    system that reads a record every few seconds, or keeps trying after sharing stopped,
+    would otherwise bury every other line of the page under copies of one. Every entry
+    is still counted in its line, and the JSON API lists each one."""
+    runs: list[list[AuditEvent]] = []
+    previous: tuple[Any, ...] | None = None
+    for e in events:
+        same = (
+            e.occurred_at.astimezone(tz).date(), e.actor_type, e.actor_id, e.actor_label,
+            e.agency, e.action, e.object_type, e.object_id, e.grant_id, e.purpose,
+        )  # fmt: skip
+        if runs and same == previous:
+            runs[-1].append(e)
+        else:
+            runs.append([e])
+        previous = same
+    return runs
+
+
 def audit_view(
     session: Session,
     services: VaultServices,
@@ -899,17 +933,20 @@ def audit_view(
     events = events[:limit]
     titles = _titles(session, services, vault, events) if _is_owner(actor, vault) else {}
     days: list[TrailDay] = []
-    for e in events:
-        day = e.occurred_at.astimezone(tz).date()
+    for run in _runs(events, tz):
+        last, first = run[0], run[-1]  # newest first
+        day = last.occurred_at.astimezone(tz).date()
         if not days or days[-1].day != day:
             days.append(TrailDay(day=day, lines=[]))
-        title = titles.get((e.object_type or "", e.object_id or ""))
+        title = titles.get((last.object_type or "", last.object_id or ""))
         days[-1].lines.append(
             TrailLine(
-                seq=e.seq,
-                occurred_at=e.occurred_at,
-                who_key=trail_key(e.actor_type, e.actor_id),
-                text=describe_for_owner(e, title, tz, purpose_words),
+                seq=last.seq,
+                occurred_at=last.occurred_at,
+                who_key=trail_key(last.actor_type, last.actor_id),
+                text=describe_for_owner(
+                    last, title, tz, purpose_words, times=len(run), first_at=first.occurred_at
+                ),
             )
         )
     ordered = sorted(people.items(), key=lambda kv: (kv[1][1] != "young_person", kv[1][0]))

@@ -7,6 +7,7 @@ an access token past its own ten minutes while its grant lives, are not logged."
 from __future__ import annotations
 
 import html
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -172,3 +173,52 @@ class TestNotLogged:
         )  # fmt: skip
         assert client.get(records_url(tokens), headers=bearer(tokens)).status_code == 401
         assert refusals(services) == []
+
+
+class TestRepeatsOnTheTrailPage:
+    """An agency's system that keeps reading one record, or keeps trying after sharing
+    stopped, makes one line on "Who has looked" with a count, not a page of copies. The
+    log and the JSON API keep every entry."""
+
+    def test_repeated_reads_and_refusals_are_one_line_each_with_a_count(
+        self, client: TestClient, services: Services, school: AgencyClient,
+        young: dict[str, Any], env: dict[str, str],
+    ) -> None:  # fmt: skip
+        tokens = granted(client, school, young)
+        report, check_up = young["records"]["education"], young["records"]["health"]
+        for _ in range(5):
+            url = f"{records_url(tokens)}/{report}"
+            assert client.get(url, headers=bearer(tokens)).status_code == 200
+        outside = f"{records_url(tokens)}/{check_up}"
+        assert client.get(outside, headers=bearer(tokens)).status_code == 404
+        assert (
+            client.get(f"{records_url(tokens)}/{report}", headers=bearer(tokens)).status_code == 200
+        )
+        client.post(
+            f"/api/v1/me/grants/{tokens['grant_id']}/revoke",
+            headers={"X-CSRF-Token": young["csrf"]},
+        )
+        for _ in range(30):
+            url = f"{records_url(tokens)}/{report}"
+            assert client.get(url, headers=bearer(tokens)).status_code == 401
+
+        lines = [
+            html.unescape(x) for x in re.findall(r"<li>([^<]+)</li>", client.get("/audit").text)
+        ]
+        jo = "Jo Bloggs (Example High School)"
+        refused = [x for x in lines if x.startswith(f"{jo} tried to open your 'Report'")]
+        assert len(refused) == 1 and re.search(
+            r"said no 30 times(, from \d\d:\d\d to| at) \d\d:\d\d", refused[0]
+        )
+        reads = [x for x in lines if x.startswith(f"{jo} read your 'Report'")]
+        # Newest first: the read after the refused one, then the five before it.
+        assert len(reads) == 2
+        assert re.search(r"'Report' at \d\d:\d\d", reads[0])
+        assert re.search(r"'Report' 5 times(, from \d\d:\d\d to| at) \d\d:\d\d", reads[1])
+        assert lines.index(reads[0]) < lines.index(reads[1])
+        assert sum(f"{jo} tried to open your 'Check-up'" in x for x in lines) == 1
+        # Every entry is still there, one by one.
+        events = client.get("/api/v1/me/audit", params={"limit": 100}).json()["events"]
+        actions = [e["action"] for e in events]
+        assert actions.count("access:refused") == 31 and actions.count("record:read") == 6
+        audit_verifies(env)
