@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlmodel import Session, SQLModel
@@ -96,9 +96,14 @@ class AdvocatePerson(SQLModel):
 
 
 class AdvocateTrailLine(SQLModel):
+    """One entry, or ``times`` entries in a row recording the same thing (the first at
+    ``first_at``, the last at ``occurred_at``), as on the young person's own page."""
+
     seq: int
     occurred_at: datetime
     text: str
+    times: int = 1
+    first_at: datetime | None = None
 
 
 class AdvocateOverview(SQLModel):
@@ -393,7 +398,7 @@ def _trail_text(event: AuditEventPublic, username: str) -> str:
 
 def overview(
     session: Session, services: vault_service.VaultServices, advocate: Advocate,
-    link_id: uuid.UUID, before: int | None,
+    link_id: uuid.UUID, before: int | None, tz: tzinfo = UTC,
 ) -> AdvocateOverview:  # fmt: skip
     """Grants, requests and who has looked, for one young person. Logs
     ``advocate:viewed_sharing``; reading the trail logs ``audit:read`` as well."""
@@ -410,9 +415,13 @@ def overview(
         requests=grants_service.list_requests(session, vault),
         trail=[
             AdvocateTrailLine(
-                seq=e.seq, occurred_at=e.occurred_at, text=_trail_text(e, person.username)
+                seq=run[0].seq,
+                occurred_at=run[0].occurred_at,
+                times=len(run),
+                first_at=run[-1].occurred_at,
+                text=_trail_text(run[0], person.username),
             )
-            for e in page.events
+            for run in vault_service.runs_of_the_same(page.events, tz)
         ],
         next_before=page.next_before,
     )

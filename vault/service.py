@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlmodel import Session
 
@@ -879,18 +879,46 @@ def _titles(
     return out
 
 
-def _runs(events: Sequence[AuditEvent], tz: tzinfo) -> list[list[AuditEvent]]:
+class LoggedEntry(Protocol):
+    """What ``runs_of_the_same`` compares: an ``AuditEvent``, or its public form (which
+    has no ``actor_id``; the advocate's page names people by label only)."""
+
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def actor_type(self) -> object: ...
+    @property
+    def actor_label(self) -> object: ...
+    @property
+    def agency(self) -> object: ...
+    @property
+    def action(self) -> object: ...
+    @property
+    def object_type(self) -> object: ...
+    @property
+    def object_id(self) -> object: ...
+    @property
+    def grant_id(self) -> object: ...
+    @property
+    def purpose(self) -> object: ...
+
+
+Entry = TypeVar("Entry", bound=LoggedEntry)
+
+
+def runs_of_the_same(events: Sequence[Entry], tz: tzinfo) -> list[list[Entry]]:
     """Entries next to each other that record the same thing (one person, one action, on
     one item, under one grant and purpose, on one day), as one line each. An agency's
     system that reads a record every few seconds, or keeps trying after sharing stopped,
     would otherwise bury every other line of the page under copies of one. Every entry
     is still counted in its line, and the JSON API lists each one."""
-    runs: list[list[AuditEvent]] = []
+    runs: list[list[Entry]] = []
     previous: tuple[Any, ...] | None = None
     for e in events:
         same = (
-            e.occurred_at.astimezone(tz).date(), e.actor_type, e.actor_id, e.actor_label,
-            e.agency, e.action, e.object_type, e.object_id, e.grant_id, e.purpose,
+            e.occurred_at.astimezone(tz).date(), e.actor_type, getattr(e, "actor_id", None),
+            e.actor_label, e.agency, e.action, e.object_type, e.object_id, e.grant_id,
+            e.purpose,
         )  # fmt: skip
         if runs and same == previous:
             runs[-1].append(e)
@@ -933,7 +961,7 @@ def audit_view(
     events = events[:limit]
     titles = _titles(session, services, vault, events) if _is_owner(actor, vault) else {}
     days: list[TrailDay] = []
-    for run in _runs(events, tz):
+    for run in runs_of_the_same(events, tz):
         last, first = run[0], run[-1]  # newest first
         day = last.occurred_at.astimezone(tz).date()
         if not days or days[-1].day != day:

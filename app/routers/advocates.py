@@ -36,7 +36,7 @@ from app.deps import (
 )
 from app.errors import CsrfFailed
 from app.jobs import notifier_for
-from app.routers.pages import When
+from app.routers.pages import LOCAL_TZ, When
 from app.web_session import clear_staff_cookie, set_staff_cookie
 from grants import advocates
 from grants.advocates import (
@@ -318,7 +318,7 @@ def advocate_person(
     before: AuditCursor = None,
     done: Done = None,
 ) -> HTMLResponse:
-    view = advocates.overview(db, services.vault, who.advocate, link_id, before)
+    view = advocates.overview(db, services.vault, who.advocate, link_id, before, LOCAL_TZ)
     return _staff_render(
         request, "advocate/person.html", who, view=view, notice=DONE.get(done or "")
     )

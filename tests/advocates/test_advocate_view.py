@@ -3,6 +3,7 @@ a grant for the young person, only when they allowed it."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -90,6 +91,23 @@ class TestOverview:
             assert response.status_code == 200
             assert MARKER not in response.text
         assert MARKER in client.get(f"/api/v1/me/records/{record_id}").text  # it is there
+
+    def test_repeated_looks_are_one_line_with_a_count(
+        self, client: TestClient, adv: TestClient, services: Services, young: str,
+        school: AgencyClient,
+    ) -> None:  # fmt: skip
+        add_record(services, "alex", title="Report", author_name="Jo Bloggs")
+        _grant_id, tokens = grant_for(client, young, school, categories=["education"])
+        for _ in range(4):
+            assert records_call(client, tokens).status_code == 200
+        link_id = linked(client, adv, young, can_stop_sharing=False)
+        page = html.unescape(adv.get(f"/advocate/people/{link_id}").text)
+        looked = re.findall(r"<li><span class=\"meta\">([^<]+)</span> ([^<]+)</li>", page)
+        reads = [meta for meta, text in looked if text.startswith("Jo Bloggs (Example High")
+                 and " read a record" in text]  # fmt: skip
+        assert len(reads) == 1 and re.search(r"\d\d:\d\d to \d\d:\d\d, 4 times$", reads[0])
+        reads_logged = "SELECT count(*) FROM audit_event WHERE action = 'record:read'"
+        assert run_sql(services, reads_logged)[0][0] == 4  # each is still in the log
 
     def test_every_view_is_in_the_audit_log(
         self, client: TestClient, adv: TestClient, services: Services, young: str
