@@ -145,6 +145,11 @@ class AgencyAccess:
         return "write" in self.grant.actions
 
 
+def _grant_actor(grant: GrantView, agency_name: str) -> Actor:
+    """The practitioner a grant was made for, acting under it (as every entry names them)."""
+    return practitioner_actor(grant.practitioner, agency_name, grant.purpose, grant.id.hex)
+
+
 def _refused(
     session: Session, keys: KeyProvider, error: StorykeepError, vault_id: uuid.UUID,
     actor: Actor, record_id: uuid.UUID | None = None,
@@ -192,7 +197,7 @@ def authorize(
     if row.kind != "access" or row.token_client_id != grant.client_id:
         raise ended
     if not grant.is_active(now):  # the young person stopped sharing, or its time ran out
-        actor = practitioner_actor(grant.practitioner, row.agency_name, grant.purpose, grant.id.hex)
+        actor = _grant_actor(grant, row.agency_name)
         raise _refused(session, keys, ended, grant.vault_id, actor, record_id)
     if not token_active:
         raise ended
@@ -236,8 +241,7 @@ def _practitioner_door(
     except GrantEnded as ended:
         # The decision the bearer door logs for a token of a revoked or run-out grant, so
         # the young person sees that stopping worked on the pages too.
-        actor = practitioner_actor(view.practitioner, reader.agency_name, view.purpose, view.id.hex)
-        keys = services.keyring.provider
+        keys, actor = services.keyring.provider, _grant_actor(view, reader.agency_name)
         raise _refused(session, keys, ended, view.vault_id, actor, record_id) from None
     return grant, access
 
@@ -273,7 +277,7 @@ def grant_access(
             frozenset(uuid.UUID(hex=i) for i in grant.record_ids) if grant.record_ids else None
         ),
     )
-    actor = practitioner_actor(grant.practitioner, agency_name, grant.purpose, grant.id.hex)
+    actor = _grant_actor(grant, agency_name)
     first_this_hour = last_used_at is None or _hour(last_used_at) != _hour(now)
     return AgencyAccess(
         grant=grant, actor=actor, scope=scope, notifier=notifier if first_this_hour else None,

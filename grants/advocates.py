@@ -102,8 +102,8 @@ class AdvocateTrailLine(SQLModel):
     seq: int
     occurred_at: datetime
     text: str
-    times: int = 1
-    first_at: datetime | None = None
+    times: int
+    first_at: datetime
 
 
 class AdvocateOverview(SQLModel):

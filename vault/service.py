@@ -6,6 +6,8 @@ entry land together or not at all (STYLE.md, practice 3).
 from __future__ import annotations
 
 import hashlib
+import itertools
+import operator
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -879,31 +881,24 @@ def _titles(
     return out
 
 
-class LoggedEntry(Protocol):
-    """What ``runs_of_the_same`` compares: an ``AuditEvent``, or its public form (which
-    has no ``actor_id``; the advocate's page names people by label only)."""
-
+class _Logged(Protocol):
     @property
     def occurred_at(self) -> datetime: ...
-    @property
-    def actor_type(self) -> object: ...
-    @property
-    def actor_label(self) -> object: ...
-    @property
-    def agency(self) -> object: ...
-    @property
-    def action(self) -> object: ...
-    @property
-    def object_type(self) -> object: ...
-    @property
-    def object_id(self) -> object: ...
-    @property
-    def grant_id(self) -> object: ...
-    @property
-    def purpose(self) -> object: ...
 
 
-Entry = TypeVar("Entry", bound=LoggedEntry)
+Entry = TypeVar("Entry", bound=_Logged)
+# What makes two entries record the same thing (``runs_of_the_same``); ``actor_id`` too,
+# where the entry has it (the public form, which the advocate's page reads, does not).
+_SAME_THING = operator.attrgetter(
+    "actor_type",
+    "actor_label",
+    "agency",
+    "action",
+    "object_type",
+    "object_id",
+    "grant_id",
+    "purpose",
+)
 
 
 def runs_of_the_same(events: Sequence[Entry], tz: tzinfo) -> list[list[Entry]]:
@@ -912,20 +907,12 @@ def runs_of_the_same(events: Sequence[Entry], tz: tzinfo) -> list[list[Entry]]:
     system that reads a record every few seconds, or keeps trying after sharing stopped,
     would otherwise bury every other line of the page under copies of one. Every entry
     is still counted in its line, and the JSON API lists each one."""
-    runs: list[list[Entry]] = []
-    previous: tuple[Any, ...] | None = None
-    for e in events:
-        same = (
-            e.occurred_at.astimezone(tz).date(), e.actor_type, getattr(e, "actor_id", None),
-            e.actor_label, e.agency, e.action, e.object_type, e.object_id, e.grant_id,
-            e.purpose,
-        )  # fmt: skip
-        if runs and same == previous:
-            runs[-1].append(e)
-        else:
-            runs.append([e])
-        previous = same
-    return runs
+
+    def same_thing(e: Entry) -> tuple[Any, ...]:
+        day = e.occurred_at.astimezone(tz).date()
+        return (day, getattr(e, "actor_id", None), *_SAME_THING(e))
+
+    return [list(run) for _key, run in itertools.groupby(events, key=same_thing)]
 
 
 def audit_view(
