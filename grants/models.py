@@ -147,8 +147,11 @@ class Grant(SQLModel, table=True):
     __table_args__ = (Index("ix_access_grant_vault_time", "vault_id", "created_at"),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    # Indexed: the CIBA token poll finds the grant of its request on every poll.
     request_id: uuid.UUID = Field(
-        sa_column=Column(ForeignKey("access_request.id", ondelete="CASCADE"), nullable=False)
+        sa_column=Column(
+            ForeignKey("access_request.id", ondelete="CASCADE"), nullable=False, index=True
+        )
     )
     vault_id: uuid.UUID = Field(
         sa_column=Column(ForeignKey("vault.id", ondelete="CASCADE"), nullable=False)

@@ -609,6 +609,9 @@ class TestTokensAndReads:
         # One record by id (fetched with the token check) is refused the same way.
         one = f"{records_url(tokens)}/{young['records']['health']}"
         assert client.get(one, headers=bearer(nurse_tokens)).status_code == 404
+        # Another agency's name for someone is no decision about anyone: nothing is logged.
+        refused = "SELECT count(*) FROM audit_event WHERE action = 'access:refused'"
+        assert run_sql(services, refused) == [(0,)]
         own = f"{records_url(nurse_tokens)}/{young['records']['health']}"
         assert client.get(own, headers=bearer(nurse_tokens)).status_code == 200
 
