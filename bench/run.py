@@ -386,6 +386,13 @@ def pg_admin_engine(cfg: Config) -> tuple[Engine, str]:
         try:
             with engine.connect() as conn:
                 version = str(conn.execute(text("SHOW server_version")).scalar())
+                # What shapes the figures: autovacuum off (as on the CI machines) means no
+                # table statistics, so every plan is one for a never-analysed database.
+                shown = ", ".join(
+                    f"{name} {conn.execute(text(f'SHOW {name}')).scalar()}"
+                    for name in ("autovacuum", "synchronous_commit", "fsync")
+                )
+                version = f"{version}; {shown}"
         except Exception as exc:  # noqa: BLE001 - any failure means "try the next URL"
             problems.append(f"{make_url(url).render_as_string()}: {type(exc).__name__}")
             engine.dispose()
@@ -1506,8 +1513,12 @@ pinned to one core), "CPU ms/req" that CPU time per completed request, and "rest
 machine" the busy CPU of everything else but wrk (PostgreSQL and any other process), in
 cores. "stolen" is CPU time the machine wanted but the hypervisor gave to another tenant
 (`steal` in `/proc/stat`), in cores: where it is high, that run's figures are pessimistic.
-{"The server logged every request (uvicorn's access log), as `storykeep serve` does. " if access_log else ""}PostgreSQL itself is not pinned and shares the cores with the server and wrk. Other
-processes on the machine were not stopped: see the load averages above.
+{"The server logged every request (uvicorn's access log), as `storykeep serve` does. " if access_log else ""}PostgreSQL itself is not pinned and shares the cores with the server and wrk. Its
+settings that matter are in the Machine table: with autovacuum off no table is ever
+analysed, so PostgreSQL plans every statement without statistics. The hot path's
+statements find their rows by key whatever the statistics
+(`tests/grants/test_hot_path_plans.py`). Other processes on the machine were not stopped:
+see the load averages above.
 
 ## Seeding
 
