@@ -47,9 +47,13 @@ def one_agency_with_many_handles(services: Services) -> None:
             )
 
 
-def bearer_plan(conn: Connection) -> str:
-    """The plan of the token check with the record, as a prepared statement gets it."""
-    statement = grants_repo._BEARER_AND_RECORD.statement
+# Both token checks (listing records; one record by id) join the handle the same way.
+TOKEN_CHECKS = {"bearer": grants_repo._BEARER, "bearer_and_record": grants_repo._BEARER_AND_RECORD}
+
+
+def bearer_plan(conn: Connection, check: str) -> str:
+    """The plan of one token check, as a prepared statement gets it."""
+    statement = TOKEN_CHECKS[check].statement
     params = {"handle": "vh_0001", "record_id": str(uuid.uuid4()), "token_hash": "0" * 64}
     if conn.dialect.name == "sqlite":
         compiled = statement.compile(dialect=conn.dialect)
@@ -90,11 +94,11 @@ def test_the_token_check_finds_the_handle_by_its_key(services: Services) -> None
     one_agency_with_many_handles(services)
     key = HANDLE_KEY[services.engine.dialect.name]
     with services.engine.connect() as conn:
-        before = bearer_plan(conn)
+        before = [bearer_plan(conn, check) for check in TOKEN_CHECKS]
         conn.execute(text("ANALYZE pairwise_handle"))
         conn.commit()
-        after = bearer_plan(conn)
-    for plan in (before, after):
+        after = [bearer_plan(conn, check) for check in TOKEN_CHECKS]
+    for plan in (*before, *after):
         lookups = handle_lookups(plan)
         assert lookups, plan
         assert all(key in line for line in lookups), plan
